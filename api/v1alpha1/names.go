@@ -1,0 +1,34 @@
+package v1alpha1
+
+// Service annotations vipcast reads.
+const (
+	// AnnotationAddressPool names the IPAddressPool a Service wants its address from.
+	AnnotationAddressPool = "vipcast.io/address-pool"
+	// AnnotationLoadBalancerIPs lists the addresses a Service asks for, comma-separated, at
+	// most one per family.
+	AnnotationLoadBalancerIPs = "vipcast.io/load-balancer-ips"
+	// AnnotationAllowSharedIP is a key: Services with the same key may share an address.
+	AnnotationAllowSharedIP = "vipcast.io/allow-shared-ip"
+)
+
+// Conditions vipcast writes.
+const (
+	// ConditionIPAllocated on a Service: whether it holds an address, and from which pool.
+	ConditionIPAllocated = "vipcast.io/IPAllocated"
+	// ConditionAnnounced on a Service: which nodes announce its address, and how.
+	ConditionAnnounced = "vipcast.io/Announced"
+
+	// PoolReady on an IPAddressPool: its addresses are valid and can be handed out.
+	PoolReady = "Ready"
+	// PoolConflicting on an IPAddressPool: it overlaps another pool; the shared part is not
+	// handed out.
+	PoolConflicting = "Conflicting"
+	// PoolInUse on an IPAddressPool: Services hold addresses of it (so it cannot go yet).
+	PoolInUse = "InUse"
+
+	// PoolFinalizer keeps a pool until no Service holds one of its addresses.
+	PoolFinalizer = "vipcast.io/pool-protection"
+
+	// LoadBalancerClass is the class vipcast handles when told to handle one.
+	LoadBalancerClass = "vipcast.io/lb"
+)

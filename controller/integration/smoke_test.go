@@ -1,0 +1,7 @@
+package integration
+
+import "testing"
+
+func TestSmoke(t *testing.T) {
+	startController(t, appOptions())
+}

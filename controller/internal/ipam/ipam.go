@@ -1,0 +1,301 @@
+package ipam
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/controller/internal/allocator"
+	"github.com/vipcast/vipcast/internal/poolset"
+)
+
+// IPAM is the controller's one allocator, shared by the Service and pool reconcilers and
+// guarded by a mutex. Before it hands out anything it loads every address already in
+// Service status, read straight from the API server, so a restart or a new leader never
+// moves or steals an address.
+type IPAM struct {
+	mu      sync.Mutex
+	alloc   *allocator.Allocator
+	loaded  bool
+	poolsFP map[string]poolFingerprint
+
+	// ServiceWake receives the Services that waited for an address and may get one now.
+	ServiceWake chan event.GenericEvent
+	// PoolDirty receives the pools whose counts changed, at most once per FlushInterval.
+	PoolDirty chan event.GenericEvent
+
+	dirtyMu sync.Mutex
+	dirty   map[string]bool
+	done    chan struct{}
+}
+
+// New returns an IPAM with no pools; Load fills it.
+func New() *IPAM {
+	return &IPAM{
+		alloc:       allocator.New(poolset.Build(nil)),
+		ServiceWake: make(chan event.GenericEvent, 1024),
+		PoolDirty:   make(chan event.GenericEvent, 64),
+		dirty:       map[string]bool{},
+		done:        make(chan struct{}),
+	}
+}
+
+// RequestFunc turns a Service into an allocation request; Load uses it for the Services
+// it finds. It returns nil for a Service vipcast does not handle.
+type RequestFunc func(ctx context.Context, svc *corev1.Service) *allocator.Request
+
+// Load reads the pools (from the cache) and every Service (from the API server, not the
+// cache, so that writes of an earlier leader are seen) and records the addresses in their
+// status, oldest Service first. It runs once; later calls return at once.
+func (m *IPAM) Load(ctx context.Context, cached, live client.Reader, toRequest RequestFunc) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.loaded {
+		return nil
+	}
+	var pools v1alpha1.IPAddressPoolList
+	if err := cached.List(ctx, &pools); err != nil {
+		return fmt.Errorf("listing pools: %w", err)
+	}
+	m.setPoolsLocked(pools.Items)
+	var svcs []corev1.Service
+	var list corev1.ServiceList
+	for {
+		if err := live.List(ctx, &list, client.Limit(500), client.Continue(list.Continue)); err != nil {
+			return fmt.Errorf("listing services: %w", err)
+		}
+		svcs = append(svcs, list.Items...)
+		if list.Continue == "" {
+			break
+		}
+	}
+	slices.SortStableFunc(svcs, func(a, b corev1.Service) int {
+		return a.CreationTimestamp.Compare(b.CreationTimestamp.Time)
+	})
+	for i := range svcs {
+		req := toRequest(ctx, &svcs[i])
+		if req == nil {
+			continue
+		}
+		m.alloc.Load(req, StatusIPs(&svcs[i]))
+	}
+	m.loaded = true
+	return nil
+}
+
+// StatusIPs returns the addresses in a Service's status.loadBalancer.ingress.
+func StatusIPs(svc *corev1.Service) []netip.Addr {
+	var ips []netip.Addr
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		if ip, err := netip.ParseAddr(in.IP); err == nil {
+			ips = append(ips, ip.Unmap())
+		}
+	}
+	return ips
+}
+
+// Assign gives the Service its addresses (see allocator.Assign) and returns them with
+// the name of the pool of the first one ("" when none holds it).
+func (m *IPAM) Assign(req *allocator.Request) (ips []netip.Addr, pool string, err error) {
+	m.mu.Lock()
+	before := m.alloc.Addresses(req.Key)
+	ips, err = m.alloc.Assign(req)
+	m.afterLocked(before, ips)
+	if len(ips) > 0 {
+		if p := m.alloc.Pools().PoolOf(ips[0]); p != nil {
+			pool = p.Name
+		}
+	}
+	m.mu.Unlock()
+	return ips, pool, err
+}
+
+// Release frees the Service's addresses and returns them.
+func (m *IPAM) Release(key string) []netip.Addr {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	freed := m.alloc.Release(key)
+	m.afterLocked(freed, nil)
+	return freed
+}
+
+// afterLocked marks the pools of changed addresses dirty and wakes waiting Services.
+func (m *IPAM) afterLocked(before, after []netip.Addr) {
+	var changed []string
+	for _, ip := range before {
+		if !slices.Contains(after, ip) {
+			changed = append(changed, m.poolName(ip))
+		}
+	}
+	for _, ip := range after {
+		if !slices.Contains(before, ip) {
+			changed = append(changed, m.poolName(ip))
+		}
+	}
+	if len(changed) > 0 {
+		m.dirtyMu.Lock()
+		for _, p := range changed {
+			if p != "" {
+				m.dirty[p] = true
+			}
+		}
+		m.dirtyMu.Unlock()
+	}
+	m.wakeLocked()
+}
+
+func (m *IPAM) poolName(ip netip.Addr) string {
+	if p := m.alloc.Pools().PoolOf(ip); p != nil {
+		return p.Name
+	}
+	for _, name := range m.alloc.Pools().DeclaringPools(ip) {
+		return name
+	}
+	return ""
+}
+
+func (m *IPAM) wakeLocked() {
+	keys := m.alloc.TakeWoken()
+	if len(keys) == 0 {
+		return
+	}
+	go func() {
+		for _, k := range keys {
+			svc := &corev1.Service{}
+			svc.Namespace, svc.Name, _ = strings.Cut(k, "/")
+			select {
+			case m.ServiceWake <- event.GenericEvent{Object: svc}:
+			case <-m.done:
+				return
+			}
+		}
+	}()
+}
+
+// poolFingerprint is what of a pool matters to allocation.
+type poolFingerprint struct {
+	spec        v1alpha1.IPAddressPoolSpec
+	terminating bool
+}
+
+// SetPools rebuilds the snapshot when a pool's spec or deletion changed, and reports
+// whether it did. Rebuilding keeps every held address and wakes every waiting Service.
+func (m *IPAM) SetPools(pools []v1alpha1.IPAddressPool) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.setPoolsLocked(pools)
+}
+
+func (m *IPAM) setPoolsLocked(pools []v1alpha1.IPAddressPool) bool {
+	fp := make(map[string]poolFingerprint, len(pools))
+	for i := range pools {
+		fp[pools[i].Name] = poolFingerprint{spec: pools[i].Spec, terminating: pools[i].DeletionTimestamp != nil}
+	}
+	if m.poolsFP != nil && reflect.DeepEqual(fp, m.poolsFP) {
+		return false
+	}
+	m.poolsFP = fp
+	m.alloc.SetPools(poolset.Build(pools))
+	m.dirtyMu.Lock()
+	for name := range fp {
+		m.dirty[name] = true
+	}
+	m.dirtyMu.Unlock()
+	m.wakeLocked()
+	return true
+}
+
+// PoolView is what the pool reconciler needs to know of one pool.
+type PoolView struct {
+	Pool    *poolset.Pool
+	Stats   allocator.Stats
+	Holders []string
+	More    bool
+}
+
+// Pool returns the view of one pool, with up to holderLimit Services holding addresses of it.
+func (m *IPAM) Pool(name string, holderLimit int) PoolView {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v := PoolView{Pool: m.alloc.Pools().Pool(name), Stats: m.alloc.Stats(name)}
+	v.Holders, v.More = m.alloc.HolderKeys(name, holderLimit)
+	return v
+}
+
+// FlushDirty sends an event for every pool whose counts changed since the last flush,
+// every interval, until ctx ends: pool status is written at most once per interval per
+// pool however fast Services come and go.
+func (m *IPAM) FlushDirty(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	defer close(m.done)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		m.dirtyMu.Lock()
+		names := make([]string, 0, len(m.dirty))
+		for n := range m.dirty {
+			names = append(names, n)
+		}
+		clear(m.dirty)
+		m.dirtyMu.Unlock()
+		for _, n := range names {
+			ev := event.GenericEvent{Object: &v1alpha1.IPAddressPool{}}
+			ev.Object.SetName(n)
+			select {
+			case m.PoolDirty <- ev:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	}
+}
+
+// ServiceKey is the allocator's key for a Service.
+func ServiceKey(nn types.NamespacedName) string { return nn.Namespace + "/" + nn.Name }
+
+// Addresses returns the addresses a Service holds.
+func (m *IPAM) Addresses(key string) []netip.Addr {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.alloc.Addresses(key)
+}
+
+// PoolName returns the pool of the first address, or "".
+func (m *IPAM) PoolName(ips []netip.Addr) string {
+	if len(ips) == 0 {
+		return ""
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p := m.alloc.Pools().PoolOf(ips[0]); p != nil {
+		return p.Name
+	}
+	return ""
+}
+
+// NeedsNamespaceLabels reports whether any pool selects namespaces by label.
+func (m *IPAM) NeedsNamespaceLabels() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range m.alloc.Pools().Ordered() {
+		if p.Allocation != nil && len(p.Allocation.NamespaceSelectors) > 0 {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,36 @@
+// Package metrics defines the controller's Prometheus metrics (prefix vipcast_), registered
+// with controller-runtime's registry so they are served beside its own.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+var (
+	// PoolAddresses is the number of addresses a pool can hand out, per family.
+	PoolAddresses = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "vipcast_pool_addresses_total", Help: "Addresses a pool can hand out (saturated at 2^63-1).",
+	}, []string{"pool", "family"})
+	// PoolAddressesInUse is the number of a pool's addresses held by Services, per family.
+	PoolAddressesInUse = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "vipcast_pool_addresses_in_use", Help: "Addresses of a pool held by Services.",
+	}, []string{"pool", "family"})
+	// Allocations counts Services that got addresses, per pool.
+	Allocations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vipcast_allocations_total", Help: "Services given addresses, per pool.",
+	}, []string{"pool"})
+	// AllocationFailures counts failed allocations, per reason.
+	AllocationFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vipcast_allocation_failures_total", Help: "Allocations that failed, per reason.",
+	}, []string{"reason"})
+	// ReconcileSeconds is the latency of one reconcile, per controller.
+	ReconcileSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "vipcast_reconcile_duration_seconds", Help: "Time one reconcile takes.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
+	}, []string{"controller"})
+)
+
+func init() {
+	ctrlmetrics.Registry.MustRegister(PoolAddresses, PoolAddressesInUse, Allocations, AllocationFailures, ReconcileSeconds)
+}

@@ -1,0 +1,183 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/controller/internal/allocator"
+	"github.com/vipcast/vipcast/controller/internal/ipam"
+	"github.com/vipcast/vipcast/controller/internal/metrics"
+)
+
+// Event reasons on Services.
+const (
+	EventIPAllocated      = "IPAllocated"
+	EventAllocationFailed = "AllocationFailed"
+	EventIPReleased       = "IPReleased"
+)
+
+// Reconciler gives LoadBalancer Services their addresses and writes them into status.
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=services/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+type Reconciler struct {
+	Client client.Client
+	// APIReader reads past the cache; the first reconcile loads Service status with it.
+	APIReader client.Reader
+	IPAM      *ipam.IPAM
+	Recorder  events.EventRecorder
+	// Class is the loadBalancerClass handled; "" means Services without one.
+	Class   string
+	Workers int
+}
+
+// SetupWithManager registers the reconciler: Services, plus the ones the IPAM wakes.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("service").
+		For(&corev1.Service{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
+		WatchesRawSource(source.Channel(r.IPAM.ServiceWake, &handler.EnqueueRequestForObject{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
+		Complete(r)
+}
+
+// Reconcile brings one Service's addresses and status in line.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	start := time.Now()
+	defer func() { metrics.ReconcileSeconds.WithLabelValues("service").Observe(time.Since(start).Seconds()) }()
+	if err := r.IPAM.Load(ctx, r.Client, r.APIReader, r.loadRequest); err != nil {
+		return reconcile.Result{}, err
+	}
+	svc := &corev1.Service{}
+	if err := r.Client.Get(ctx, req.NamespacedName, svc); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.IPAM.Release(ipam.ServiceKey(req.NamespacedName))
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, fmt.Errorf("getting service: %w", err)
+	}
+	if !Handles(svc, r.Class) || svc.DeletionTimestamp != nil {
+		return reconcile.Result{}, r.letGo(ctx, svc)
+	}
+	nsLabels, err := r.namespaceLabels(ctx, svc.Namespace)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	areq, err := BuildRequest(svc, nsLabels)
+	var o Outcome
+	if err != nil {
+		o = Outcome{IPs: r.IPAM.Addresses(areq.Key), Err: &allocator.Error{Reason: allocator.ReasonInvalidAnnotation, Message: err.Error()}}
+		o.Pool = r.IPAM.PoolName(o.IPs)
+	} else {
+		o.IPs, o.Pool, o.Err = r.IPAM.Assign(areq)
+	}
+	return reconcile.Result{}, r.writeStatus(ctx, svc, o)
+}
+
+func (r *Reconciler) loadRequest(ctx context.Context, svc *corev1.Service) *allocator.Request {
+	if !Handles(svc, r.Class) || svc.DeletionTimestamp != nil {
+		return nil
+	}
+	nsLabels, err := r.namespaceLabels(ctx, svc.Namespace)
+	if err != nil {
+		nsLabels = nil
+	}
+	req, _ := BuildRequest(svc, nsLabels)
+	return req
+}
+
+// namespaceLabels returns a namespace's labels, reading them only when a pool selects
+// namespaces by label.
+func (r *Reconciler) namespaceLabels(ctx context.Context, name string) (map[string]string, error) {
+	if !r.IPAM.NeedsNamespaceLabels() {
+		return nil, nil
+	}
+	ns := &corev1.Namespace{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Name: name}, ns); err != nil {
+		return nil, fmt.Errorf("getting namespace: %w", err)
+	}
+	return ns.Labels, nil
+}
+
+func (r *Reconciler) writeStatus(ctx context.Context, svc *corev1.Service, o Outcome) error {
+	want := DesiredStatus(svc, o)
+	if equality.Semantic.DeepEqual(want, svc.Status) {
+		return nil
+	}
+	before := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionIPAllocated)
+	after := meta.FindStatusCondition(want.Conditions, v1alpha1.ConditionIPAllocated)
+	orig := svc.DeepCopy()
+	svc.Status = want
+	if err := r.Client.Status().Patch(ctx, svc, client.MergeFrom(orig)); err != nil {
+		return fmt.Errorf("writing service status: %w", err)
+	}
+	if before == nil || before.Reason != after.Reason || before.Message != after.Message {
+		r.event(svc, after)
+	}
+	var aerr *allocator.Error
+	switch {
+	case errors.As(o.Err, &aerr):
+		metrics.AllocationFailures.WithLabelValues(aerr.Reason).Inc()
+		// A user's mistake or a full pool: retrying helps nothing; the IPAM wakes the
+		// Service when something changes.
+		log.FromContext(ctx).V(1).Info("Allocation failed", "reason", aerr.Reason, "message", aerr.Message)
+	case after.Status == metav1.ConditionTrue && (before == nil || before.Status != metav1.ConditionTrue || before.Message != after.Message):
+		metrics.Allocations.WithLabelValues(o.Pool).Inc()
+		log.FromContext(ctx).Info("Allocated IP", "ips", joinIPs(o.IPs), "pool", o.Pool)
+	}
+	return nil
+}
+
+func (r *Reconciler) event(svc *corev1.Service, c *metav1.Condition) {
+	if r.Recorder == nil {
+		return
+	}
+	if c.Status == metav1.ConditionTrue {
+		r.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, EventIPAllocated, "Allocate", "%s", c.Message)
+		return
+	}
+	r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, EventAllocationFailed, "Allocate", "%s: %s", c.Reason, c.Message)
+}
+
+// letGo frees the addresses of a Service vipcast no longer handles and removes what it
+// wrote into its status.
+func (r *Reconciler) letGo(ctx context.Context, svc *corev1.Service) error {
+	freed := r.IPAM.Release(svc.Namespace + "/" + svc.Name)
+	if meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionIPAllocated) == nil && len(freed) == 0 {
+		return nil
+	}
+	want := ClearedStatus(svc)
+	if equality.Semantic.DeepEqual(want, svc.Status) {
+		return nil
+	}
+	orig := svc.DeepCopy()
+	svc.Status = want
+	if err := client.IgnoreNotFound(r.Client.Status().Patch(ctx, svc, client.MergeFrom(orig))); err != nil {
+		return fmt.Errorf("clearing service status: %w", err)
+	}
+	if r.Recorder != nil && len(freed) > 0 {
+		r.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, EventIPReleased, "Release", "released %s", joinIPs(freed))
+	}
+	return nil
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds the pinned test tools into bin/ from the modules beside this script.
+# A tool is rebuilt only when the go.mod/go.sum of its module changed since it was built
+# (the stamp bin/.stamp-<name> holds their hash), so a cached bin/ costs nothing.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+bin=${BIN:-$(cd "$here/../.." && pwd)/bin}
+mkdir -p "$bin"
+export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+
+# name  module-dir  package
+tools=(
+	"etcd . go.etcd.io/etcd/server/v3"
+	"kube-apiserver . k8s.io/kubernetes/cmd/kube-apiserver"
+	"kube-controller-manager . k8s.io/kubernetes/cmd/kube-controller-manager"
+	"kube-proxy . k8s.io/kubernetes/cmd/kube-proxy"
+	"kubectl . k8s.io/kubernetes/cmd/kubectl"
+	"helm helm helm.sh/helm/v4/cmd/helm"
+	"controller-gen codegen sigs.k8s.io/controller-tools/cmd/controller-gen"
+	"gobgp gobgp github.com/osrg/gobgp/v4/cmd/gobgp"
+	"golangci-lint lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint"
+)
+
+want=${*:-}
+for t in "${tools[@]}"; do
+	read -r name dir pkg <<<"$t"
+	if [ -n "$want" ] && [[ " $want " != *" $name "* ]]; then continue; fi
+	sum=$(cat "$here/$dir/go.mod" "$here/$dir/go.sum" | sha256sum | cut -c1-16)
+	if [ -x "$bin/$name" ] && [ "$(cat "$bin/.stamp-$name" 2>/dev/null)" = "$sum" ]; then
+		continue
+	fi
+	echo "building $name ($pkg)"
+	start=$SECONDS
+	(cd "$here/$dir" && go build -trimpath -ldflags='-s -w' -o "$bin/$name" "$pkg")
+	echo "$sum" >"$bin/.stamp-$name"
+	echo "built $name in $((SECONDS - start))s"
+done
