@@ -103,9 +103,6 @@ func lastOf(p netip.Prefix) netip.Addr {
 
 // String formats the range as Parse reads it: a CIDR when it is one, else "first-last".
 func (r Range) String() string {
-	if r.First == r.Last {
-		return r.First.String()
-	}
 	for bits := 0; bits <= r.First.BitLen(); bits++ {
 		p := netip.PrefixFrom(r.First, bits)
 		if p.Masked().Addr() == r.First && lastOf(p) == r.Last {

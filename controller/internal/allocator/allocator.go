@@ -52,11 +52,19 @@ func (a *Allocator) Pools() *poolset.Snapshot { return a.pools }
 
 // SetPools swaps in a new snapshot. Every address held stays held, even outside every
 // pool now. Every waiting Service is woken: O(held addresses + waiting Services).
+// Services whose addresses changed pool (or left every pool) are woken too, so their
+// status can say so.
 func (a *Allocator) SetPools(s *poolset.Snapshot) {
+	old := a.pools
 	a.pools = s
 	clear(a.inPool)
-	for ip := range a.holders {
+	for ip, hs := range a.holders {
 		a.count(ip, 1)
+		if before, after := old.PoolOf(ip), s.PoolOf(ip); (before == nil) != (after == nil) || (before != nil && before.Name != after.Name) {
+			for _, h := range hs {
+				a.wait.woken = append(a.wait.woken, h.key)
+			}
+		}
 	}
 	a.wait.wakeAll()
 }
@@ -137,7 +145,9 @@ func (a *Allocator) Assign(req *Request) ([]netip.Addr, error) {
 	}
 	a.bySvc[req.Key] = slices.DeleteFunc(a.bySvc[req.Key], func(ip netip.Addr) bool { return !slices.Contains(ips, ip) })
 	for _, ip := range ips {
-		if !slices.Contains(a.bySvc[req.Key], ip) {
+		if slices.Contains(a.bySvc[req.Key], ip) {
+			a.refresh(req, ip) // kept: record the request's current ports and sharing key
+		} else {
 			a.hold(req, ip)
 		}
 	}

@@ -125,10 +125,16 @@ func familyNames(fs []iprange.Family) string {
 	return strings.Join(names, " and ")
 }
 
-// pick finds an address of family f in pool p for req: first one already held under the
-// Service's sharing key that it may share, then the lowest free one. O(log n) per free
+// pick finds an address of family f in pool p for req: one the Service holds, else one
+// held under its sharing key that it may share, else the lowest free one. O(log n) per free
 // address tried; only addresses ending in .0/.255 in an avoidBuggyIPs pool are skipped.
 func (a *Allocator) pick(req *Request, p *poolset.Pool, f iprange.Family) (netip.Addr, bool) {
+	// An address the Service already holds in this pool stays with it.
+	for _, ip := range a.bySvc[req.Key] {
+		if iprange.FamilyOf(ip) == f && a.pools.PoolOf(ip) == p && a.fits(req, ip) {
+			return ip, true
+		}
+	}
 	if req.SharingKey != "" {
 		var best netip.Addr
 		for ip := range a.byShare[req.SharingKey] {

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -35,6 +36,8 @@ type Options struct {
 	Workers          int
 	QPS              float64
 	Burst            int
+	// SkipNameValidation lets several controllers run in one process (tests).
+	SkipNameValidation bool
 }
 
 // Run runs the controller until ctx ends.
@@ -56,6 +59,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		LeaseDuration:                 &o.LeaseDuration,
 		RenewDeadline:                 &o.RenewDeadline,
 		RetryPeriod:                   &o.RetryPeriod,
+		Controller:                    config.Controller{SkipNameValidation: &o.SkipNameValidation},
 		Cache: cache.Options{
 			DefaultTransform: cache.TransformStripManagedFields(),
 		},

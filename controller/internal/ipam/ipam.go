@@ -2,12 +2,14 @@ package ipam
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -28,12 +30,16 @@ type IPAM struct {
 	mu      sync.Mutex
 	alloc   *allocator.Allocator
 	loaded  bool
+	loader  Loader
 	poolsFP map[string]poolFingerprint
 
 	// ServiceWake receives the Services that waited for an address and may get one now.
 	ServiceWake chan event.GenericEvent
 	// PoolDirty receives the pools whose counts changed, at most once per FlushInterval.
 	PoolDirty chan event.GenericEvent
+
+	// nsLabels is set while some pool selects namespaces by label.
+	nsLabels atomic.Bool
 
 	dirtyMu sync.Mutex
 	dirty   map[string]bool
@@ -55,24 +61,34 @@ func New() *IPAM {
 // it finds. It returns nil for a Service vipcast does not handle.
 type RequestFunc func(ctx context.Context, svc *corev1.Service) *allocator.Request
 
-// Load reads the pools (from the cache) and every Service (from the API server, not the
-// cache, so that writes of an earlier leader are seen) and records the addresses in their
-// status, oldest Service first. It runs once; later calls return at once.
-func (m *IPAM) Load(ctx context.Context, cached, live client.Reader, toRequest RequestFunc) error {
+// Loader says where Load reads from: pools from the cache, Services from the API server
+// itself (not the cache), so that the writes of an earlier leader are seen.
+type Loader struct {
+	Cached, Live client.Reader
+	ToRequest    RequestFunc
+}
+
+// Load fills the IPAM once, before it is used: the pools, then the addresses in every
+// Service's status, oldest Service first. Both reconcilers call it first; later calls
+// return at once.
+func (m *IPAM) Load(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.loaded {
 		return nil
 	}
+	if m.loader.Cached == nil {
+		return errors.New("ipam: no loader set")
+	}
 	var pools v1alpha1.IPAddressPoolList
-	if err := cached.List(ctx, &pools); err != nil {
+	if err := m.loader.Cached.List(ctx, &pools); err != nil {
 		return fmt.Errorf("listing pools: %w", err)
 	}
 	m.setPoolsLocked(pools.Items)
 	var svcs []corev1.Service
 	var list corev1.ServiceList
 	for {
-		if err := live.List(ctx, &list, client.Limit(500), client.Continue(list.Continue)); err != nil {
+		if err := m.loader.Live.List(ctx, &list, client.Limit(500), client.Continue(list.Continue)); err != nil {
 			return fmt.Errorf("listing services: %w", err)
 		}
 		svcs = append(svcs, list.Items...)
@@ -84,14 +100,25 @@ func (m *IPAM) Load(ctx context.Context, cached, live client.Reader, toRequest R
 		return a.CreationTimestamp.Compare(b.CreationTimestamp.Time)
 	})
 	for i := range svcs {
-		req := toRequest(ctx, &svcs[i])
-		if req == nil {
-			continue
+		if req := m.loader.ToRequest(ctx, &svcs[i]); req != nil {
+			m.alloc.Load(req, StatusIPs(&svcs[i]))
 		}
-		m.alloc.Load(req, StatusIPs(&svcs[i]))
 	}
+	// Loading marked no pool dirty on its own; write every pool's status once.
+	m.markAllDirtyLocked()
 	m.loaded = true
 	return nil
+}
+
+// SetLoader tells Load where to read from; call it before the manager starts.
+func (m *IPAM) SetLoader(l Loader) { m.loader = l }
+
+func (m *IPAM) markAllDirtyLocked() {
+	m.dirtyMu.Lock()
+	for _, name := range m.alloc.Pools().Names() {
+		m.dirty[name] = true
+	}
+	m.dirtyMu.Unlock()
 }
 
 // StatusIPs returns the addresses in a Service's status.loadBalancer.ingress.
@@ -206,7 +233,13 @@ func (m *IPAM) setPoolsLocked(pools []v1alpha1.IPAddressPool) bool {
 		return false
 	}
 	m.poolsFP = fp
-	m.alloc.SetPools(poolset.Build(pools))
+	snap := poolset.Build(pools)
+	m.alloc.SetPools(snap)
+	needs := false
+	for _, p := range snap.Ordered() {
+		needs = needs || (p.Allocation != nil && len(p.Allocation.NamespaceSelectors) > 0)
+	}
+	m.nsLabels.Store(needs)
 	m.dirtyMu.Lock()
 	for name := range fp {
 		m.dirty[name] = true
@@ -288,14 +321,6 @@ func (m *IPAM) PoolName(ips []netip.Addr) string {
 	return ""
 }
 
-// NeedsNamespaceLabels reports whether any pool selects namespaces by label.
-func (m *IPAM) NeedsNamespaceLabels() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, p := range m.alloc.Pools().Ordered() {
-		if p.Allocation != nil && len(p.Allocation.NamespaceSelectors) > 0 {
-			return true
-		}
-	}
-	return false
-}
+// NeedsNamespaceLabels reports whether any pool selects namespaces by label. It takes no
+// lock: Load's RequestFunc calls it while the IPAM is locked.
+func (m *IPAM) NeedsNamespaceLabels() bool { return m.nsLabels.Load() }

@@ -69,6 +69,9 @@ func (f ctrlRunnable) Start(ctx context.Context) error { return f(ctx) }
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	start := time.Now()
 	defer func() { metrics.ReconcileSeconds.WithLabelValues("ipaddresspool").Observe(time.Since(start).Seconds()) }()
+	if err := r.IPAM.Load(ctx); err != nil {
+		return reconcile.Result{}, err
+	}
 	var list v1alpha1.IPAddressPoolList
 	if err := r.Client.List(ctx, &list); err != nil {
 		return reconcile.Result{}, fmt.Errorf("listing pools: %w", err)

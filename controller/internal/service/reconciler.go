@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -53,20 +54,35 @@ type Reconciler struct {
 
 // SetupWithManager registers the reconciler: Services, plus the ones the IPAM wakes.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.IPAM.SetLoader(ipam.Loader{Cached: r.Client, Live: r.APIReader, ToRequest: r.loadRequest})
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("service").
-		For(&corev1.Service{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
+		For(&corev1.Service{}, builder.WithPredicates(predicate.Funcs{UpdateFunc: specChanged})).
 		WatchesRawSource(source.Channel(r.IPAM.ServiceWake, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
 		Complete(r)
+}
+
+// specChanged passes Service updates that can change an allocation and drops the rest,
+// such as the controller's own status writes. Services carry no generation, so the spec is
+// compared itself.
+func specChanged(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*corev1.Service)
+	n, ok2 := e.ObjectNew.(*corev1.Service)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return !equality.Semantic.DeepEqual(o.Spec, n.Spec) ||
+		!equality.Semantic.DeepEqual(o.Annotations, n.Annotations) ||
+		!equality.Semantic.DeepEqual(o.Labels, n.Labels) ||
+		!equality.Semantic.DeepEqual(o.DeletionTimestamp, n.DeletionTimestamp)
 }
 
 // Reconcile brings one Service's addresses and status in line.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	start := time.Now()
 	defer func() { metrics.ReconcileSeconds.WithLabelValues("service").Observe(time.Since(start).Seconds()) }()
-	if err := r.IPAM.Load(ctx, r.Client, r.APIReader, r.loadRequest); err != nil {
+	if err := r.IPAM.Load(ctx); err != nil {
 		return reconcile.Result{}, err
 	}
 	svc := &corev1.Service{}

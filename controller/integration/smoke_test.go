@@ -1,7 +1,0 @@
-package integration
-
-import "testing"
-
-func TestSmoke(t *testing.T) {
-	startController(t, appOptions())
-}
