@@ -119,5 +119,5 @@ type IPAddressPoolList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&IPAddressPool{}, &IPAddressPoolList{})
+	knownTypes = append(knownTypes, &IPAddressPool{}, &IPAddressPoolList{})
 }

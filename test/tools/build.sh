@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the pinned test tools into bin/ from the modules beside this script.
 # A tool is rebuilt only when the go.mod/go.sum of its module changed since it was built
-# (the stamp bin/.stamp-<name> holds their hash), so a cached bin/ costs nothing.
+# (the stamp bin/.stamp-<name> holds their hash), so a cached bin/ costs nothing. With
+# TOOLS_CACHE set, built tools are also kept there and copied from there into a new clone.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${BIN:-$(cd "$here/../.." && pwd)/bin}
@@ -29,9 +30,16 @@ for t in "${tools[@]}"; do
 	if [ -x "$bin/$name" ] && [ "$(cat "$bin/.stamp-$name" 2>/dev/null)" = "$sum" ]; then
 		continue
 	fi
+	if [ -n "${TOOLS_CACHE:-}" ] && [ -x "$TOOLS_CACHE/$name" ] && [ "$(cat "$TOOLS_CACHE/.stamp-$name" 2>/dev/null)" = "$sum" ]; then
+		cp "$TOOLS_CACHE/$name" "$bin/$name" && echo "$sum" >"$bin/.stamp-$name"
+		continue
+	fi
 	echo "building $name ($pkg)"
 	start=$SECONDS
 	(cd "$here/$dir" && go build -trimpath -ldflags='-s -w' -o "$bin/$name" "$pkg")
 	echo "$sum" >"$bin/.stamp-$name"
 	echo "built $name in $((SECONDS - start))s"
+	if [ -n "${TOOLS_CACHE:-}" ]; then
+		mkdir -p "$TOOLS_CACHE" && cp "$bin/$name" "$TOOLS_CACHE/$name" && echo "$sum" >"$TOOLS_CACHE/.stamp-$name"
+	fi
 done

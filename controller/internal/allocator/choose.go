@@ -135,36 +135,50 @@ func (a *Allocator) pick(req *Request, p *poolset.Pool, f iprange.Family) (netip
 			return ip, true
 		}
 	}
-	if req.SharingKey != "" {
-		var best netip.Addr
-		for ip := range a.byShare[req.SharingKey] {
-			if iprange.FamilyOf(ip) == f && a.pools.PoolOf(ip) == p && a.shareable(req, ip) && (!best.IsValid() || ip.Less(best)) {
-				best = ip
-			}
-		}
-		if best.IsValid() {
-			return best, true
-		}
+	if ip, ok := a.pickShared(req, p, f); ok {
+		return ip, true
 	}
 	for _, r := range p.Ranges {
 		if r.Family() != f {
 			continue
 		}
-		from := r.First
-		for {
-			ip, ok := a.used.firstFree(from, r.Last)
-			if !ok {
-				break
-			}
-			if !p.AvoidBuggy || !iprange.IsBuggy(ip) {
-				return ip, true
-			}
-			if from = ip.Next(); !from.IsValid() || r.Last.Less(from) {
-				break
-			}
+		if ip, ok := a.firstFree(r, p.AvoidBuggy); ok {
+			return ip, true
 		}
 	}
 	return netip.Addr{}, false
+}
+
+// pickShared returns the lowest address of pool p, held under req's sharing key, that req
+// may share.
+func (a *Allocator) pickShared(req *Request, p *poolset.Pool, f iprange.Family) (netip.Addr, bool) {
+	if req.SharingKey == "" {
+		return netip.Addr{}, false
+	}
+	var best netip.Addr
+	for ip := range a.byShare[req.SharingKey] {
+		if iprange.FamilyOf(ip) == f && a.pools.PoolOf(ip) == p && a.shareable(req, ip) && (!best.IsValid() || ip.Less(best)) {
+			best = ip
+		}
+	}
+	return best, best.IsValid()
+}
+
+// firstFree returns the lowest free address of r, skipping .0/.255 when avoidBuggy.
+func (a *Allocator) firstFree(r iprange.Range, avoidBuggy bool) (netip.Addr, bool) {
+	from := r.First
+	for {
+		ip, ok := a.used.firstFree(from, r.Last)
+		if !ok {
+			return netip.Addr{}, false
+		}
+		if !avoidBuggy || !iprange.IsBuggy(ip) {
+			return ip, true
+		}
+		if from = ip.Next(); !from.IsValid() || r.Last.Less(from) {
+			return netip.Addr{}, false
+		}
+	}
 }
 
 // chooseRequested checks the addresses a Service asks for.

@@ -76,6 +76,8 @@ func BuildRequest(svc *corev1.Service, nsLabels map[string]string) (*allocator.R
 			req.Families = append(req.Families, iprange.IPv4)
 		case corev1.IPv6Protocol:
 			req.Families = append(req.Families, iprange.IPv6)
+		default:
+			// An unknown family gets no address.
 		}
 	}
 	if len(req.Families) == 0 {
@@ -87,6 +89,8 @@ func BuildRequest(svc *corev1.Service, nsLabels map[string]string) (*allocator.R
 			req.Policy = allocator.PreferDualStack
 		case corev1.IPFamilyPolicyRequireDualStack:
 			req.Policy = allocator.RequireDualStack
+		default:
+			req.Policy = allocator.SingleStack
 		}
 	}
 	for _, p := range svc.Spec.Ports {
