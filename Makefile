@@ -44,7 +44,7 @@ lint: ## go vet and golangci-lint.
 .PHONY: test
 test: tools-test verify lint build ## Every test: unit, property, fuzz seeds, and integration on a real etcd + kube-apiserver.
 	$(GO) test -race -count=1 ./...
-	test/demo.sh --check
+	$(GO) run ./test/demo --check
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for a while (FUZZTIME, default 30s).
@@ -54,11 +54,12 @@ fuzz: ## Run each fuzz target for a while (FUZZTIME, default 30s).
 .PHONY: bench
 bench: tools-test build ## Benchmarks: allocator Go benchmarks and 10,000 Services on a real control plane.
 	$(GO) test -run XXX -bench . -benchmem -benchtime 20000x ./controller/internal/allocator/
-	$(GO) run ./test/bench -services $${SERVICES:-10000}
+	$(GO) run ./test/bench -services 1000
+	$(GO) run ./test/bench -services 10000
 
 .PHONY: demo
 demo: tools-test build ## Start a local control plane, run the controller, show a Service getting an EXTERNAL-IP.
-	test/demo.sh
+	$(GO) run ./test/demo
 
 .PHONY: clean
 clean: ## Remove built binaries (keeps the tools).

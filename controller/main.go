@@ -24,9 +24,10 @@ func main() {
 	flag.DurationVar(&o.LeaseDuration, "lease-duration", 15*time.Second, "how long a leader's Lease lasts without renewal")
 	flag.DurationVar(&o.RenewDeadline, "renew-deadline", 10*time.Second, "how long the leader tries to renew before it gives up")
 	flag.DurationVar(&o.RetryPeriod, "retry-period", 2*time.Second, "how often candidates try to take the Lease")
-	flag.IntVar(&o.Workers, "workers", 8, "Services reconciled at once")
-	flag.Float64Var(&o.QPS, "kube-api-qps", 200, "requests per second to the API server")
-	flag.IntVar(&o.Burst, "kube-api-burst", 400, "burst of requests to the API server")
+	flag.IntVar(&o.Workers, "workers", 32, "Services reconciled at once")
+	flag.Float64Var(&o.QPS, "kube-api-qps", 1000, "requests per second to the API server")
+	flag.IntVar(&o.Burst, "kube-api-burst", 2000, "burst of requests to the API server")
+	flag.Float64Var(&o.EventsQPS, "events-qps", 50, "Events per second written at most (they queue, up to 1,000)")
 	zopts := zap.Options{}
 	zopts.BindFlags(flag.CommandLine)
 	flag.Parse()

@@ -39,9 +39,6 @@ const (
 
 // Reconciler keeps the IPAM's pool snapshot current, writes pool status and guards pool
 // deletion with a finalizer while Services hold its addresses.
-// +kubebuilder:rbac:groups=vipcast.io,resources=ipaddresspools,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=vipcast.io,resources=ipaddresspools/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=vipcast.io,resources=ipaddresspools/finalizers,verbs=update
 type Reconciler struct {
 	Client client.Client
 	IPAM   *ipam.IPAM

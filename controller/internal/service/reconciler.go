@@ -37,10 +37,6 @@ const (
 )
 
 // Reconciler gives LoadBalancer Services their addresses and writes them into status.
-// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=services/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
-// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 type Reconciler struct {
 	Client client.Client
 	// APIReader reads past the cache; the first reconcile loads Service status with it.
