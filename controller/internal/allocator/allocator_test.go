@@ -586,10 +586,13 @@ func TestAssign(t *testing.T) {
 				assignStep(mkReq("ns/b", v6v4, policy(PreferDualStack)), "2001:db8::1", "192.0.2.1"),
 				assignStep(mkReq("ns/c", v4v6, policy(RequireDualStack)), "192.0.2.2", "2001:db8::2"),
 				assignStep(mkReq("ns/d", v6v4, policy(RequireDualStack)), "2001:db8::3", "192.0.2.3"),
-				// Going back to single stack frees the second family. (Today the Service also
-				// gets a new IPv6 address: its own is counted as used when it is re-allocated.)
-				assignStep(mkReq("ns/d", v6, policy(SingleStack))),
-				assignStep(mkReq("ns/e", v4)),
+				// Growing to dual stack keeps the address it has and adds the other family.
+				assignStep(mkReq("ns/g", v4), "192.0.2.4"),
+				assignStep(mkReq("ns/g", v4v6, policy(RequireDualStack)), "192.0.2.4", "2001:db8::4"),
+				{release: "ns/g"},
+				// Going back to single stack frees the second family and keeps the first.
+				assignStep(mkReq("ns/d", v6, policy(SingleStack)), "2001:db8::3"),
+				assignStep(mkReq("ns/e", v4), "192.0.2.3"),
 				assignStep(mkReq("ns/f", v4), "192.0.2.4"),
 			},
 		},

@@ -8,10 +8,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -101,22 +99,4 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		return err
 	}
 	return mgr.Start(ctx)
-}
-
-// eventRecorder returns an Events recorder with its own client and rate limit. Events are
-// informative and queue in memory (client-go keeps up to 1,000 and drops beyond); the
-// status writes that make a Service work go first.
-func eventRecorder(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, qps float64) (events.EventRecorder, error) {
-	ecfg := rest.CopyConfig(cfg)
-	if qps <= 0 {
-		qps = 50
-	}
-	ecfg.QPS, ecfg.Burst = float32(qps), int(2*qps)
-	cs, err := kubernetes.NewForConfig(ecfg)
-	if err != nil {
-		return nil, fmt.Errorf("events client: %w", err)
-	}
-	b := events.NewBroadcaster(&events.EventSinkImpl{Interface: cs.EventsV1()})
-	b.StartRecordingToSink(ctx.Done())
-	return b.NewRecorder(scheme, "vipcast-controller"), nil
 }

@@ -24,6 +24,10 @@ var (
 	AllocationFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vipcast_allocation_failures_total", Help: "Allocations that failed, per reason.",
 	}, []string{"reason"})
+	// EventsDropped counts Events not written because the queue was full.
+	EventsDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vipcast_events_dropped_total", Help: "Events dropped because too many were waiting to be written.",
+	})
 	// ReconcileSeconds is the latency of one reconcile, per controller.
 	ReconcileSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "vipcast_reconcile_duration_seconds", Help: "Time one reconcile takes.",
@@ -32,5 +36,5 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(PoolAddresses, PoolAddressesInUse, Allocations, AllocationFailures, ReconcileSeconds)
+	ctrlmetrics.Registry.MustRegister(PoolAddresses, PoolAddressesInUse, Allocations, AllocationFailures, ReconcileSeconds, EventsDropped)
 }
