@@ -141,7 +141,9 @@ func TestRequestedAddresses(t *testing.T) {
 	if got := ingressIPs(getService(t, ns, "spec-ip")); len(got) != 1 || got[0] != "192.0.2.36" {
 		t.Errorf("spec-ip lost its working address: %v", got)
 	}
-	// When the holder lets go, the waiting request is served without a restart.
+	// When the holder lets go, the waiting request is served without a restart ("taken",
+	// which waits for the same address, goes first so that the winner is known).
+	must(t, k8s.Delete(context.Background(), getService(t, ns, "taken")))
 	must(t, k8s.Delete(context.Background(), getService(t, ns, "annotated")))
 	waitIPs(t, ns, "spec-ip", "192.0.2.45")
 }

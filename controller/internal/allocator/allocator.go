@@ -127,6 +127,7 @@ func (a *Allocator) Release(key string) []netip.Addr {
 // returned by TakeWoken once an address frees up or the pools change.
 func (a *Allocator) Assign(req *Request) ([]netip.Addr, error) {
 	a.wait.remove(req.Key)
+	cause := a.wait.takeCause(req.Key)
 	if len(a.bySvc[req.Key]) == 0 && len(req.Current) > 0 {
 		a.Load(req, req.Current)
 	}
@@ -135,7 +136,7 @@ func (a *Allocator) Assign(req *Request) ([]netip.Addr, error) {
 	}
 	ips, err := a.choose(req)
 	if err != nil {
-		a.waitFor(req)
+		a.waitFor(req, cause)
 		return a.Addresses(req.Key), err
 	}
 	for _, old := range a.bySvc[req.Key] {

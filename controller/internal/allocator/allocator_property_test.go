@@ -91,6 +91,10 @@ type propState struct {
 type waitsFor struct {
 	ips   []netip.Addr
 	pools []string
+	// families the Service must have. Queues are per pool and family, and a Service waits
+	// on the families it is missing, so the model demands a wake-up only from single-family
+	// waiters of the freed address's family.
+	families []iprange.Family
 }
 
 func TestAllocatorProperties(t *testing.T) {
@@ -505,9 +509,9 @@ func (st *propState) waitsFor(req *Request) waitsFor {
 		return waitsFor{ips: slices.Clone(req.RequestedIPs)}
 	}
 	if req.Pool != "" {
-		return waitsFor{pools: []string{req.Pool}}
+		return waitsFor{pools: []string{req.Pool}, families: mustFamilies(req)}
 	}
-	var w waitsFor
+	w := waitsFor{families: mustFamilies(req)}
 	for _, p := range st.pools {
 		if p.Usable() && p.AutoAssign && p.Serves(req.Namespace, req.NamespaceLabels, req.Labels) {
 			w.pools = append(w.pools, p.Name)
@@ -534,7 +538,11 @@ func (st *propState) checkWakes(now map[netip.Addr][]string, waiting map[string]
 		}
 		delete(st.waiting, key)
 	}
-	freedIn := map[string]int{}
+	type poolFamily struct {
+		pool string
+		fam  iprange.Family
+	}
+	freedIn := map[poolFamily]int{}
 	for ip := range st.before {
 		if len(now[ip]) > 0 {
 			continue
@@ -545,22 +553,23 @@ func (st *propState) checkWakes(now map[netip.Addr][]string, waiting map[string]
 			}
 		}
 		if p := st.poolOf(ip); p != nil {
-			freedIn[p.Name]++
+			freedIn[poolFamily{p.Name, iprange.FamilyOf(ip)}]++
 		}
 	}
 	for pool, freed := range freedIn {
 		var waiters, wokenWaiters int
 		for key, w := range waiting {
-			if slices.Contains(w.pools, pool) {
+			inQueue := slices.Contains(w.pools, pool.pool) && slices.Contains(w.families, pool.fam)
+			if inQueue && len(w.families) == 1 {
 				waiters++
-				if slices.Contains(woken, key) {
-					wokenWaiters++
-				}
+			}
+			if inQueue && slices.Contains(woken, key) {
+				wokenWaiters++
 			}
 		}
 		if wokenWaiters < min(freed, waiters) {
 			st.fatalf("%d addresses of %s were freed and %d Services wait on it, but only %d were woken (woken %v)",
-				freed, pool, waiters, wokenWaiters, woken)
+				freed, pool.pool+" "+pool.fam.String(), waiters, wokenWaiters, woken)
 		}
 	}
 }
@@ -734,4 +743,9 @@ func (st *propState) checkInvariants(m map[netip.Addr][]string) {
 			st.fatalf("HolderKeys(%s) = %v, %v, model %v", name, got, more, keys)
 		}
 	}
+}
+
+func mustFamilies(req *Request) []iprange.Family {
+	must, _ := req.wantedFamilies()
+	return must
 }

@@ -1090,3 +1090,54 @@ func TestErrorString(t *testing.T) {
 		t.Fatal("Pools() = nil")
 	}
 }
+
+// A freed IPv4 address wakes the Service waiting for IPv4, even when a Service that needs
+// an IPv6 address too has waited longer.
+func TestFreedAddressWakesAWaiterOfItsFamily(t *testing.T) {
+	a := New(poolset.Build([]v1alpha1.IPAddressPool{mkPool("p", []string{"192.0.2.1/32", "2001:db8::1/128"})}))
+	for _, r := range []*Request{mkReq("ns/v4", v4), mkReq("ns/v6", fams(iprange.IPv6))} {
+		if _, err := a.Assign(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.Assign(mkReq("ns/dual", v4v6, policy(RequireDualStack))); reasonOf(err) != ReasonPoolExhausted {
+		t.Fatalf("dual: %v", err)
+	}
+	if _, err := a.Assign(mkReq("ns/plain", v4)); reasonOf(err) != ReasonPoolExhausted {
+		t.Fatalf("plain: %v", err)
+	}
+	a.Release("ns/v4")
+	// The dual-stack Service waited longest and is woken first; it still lacks IPv6, and
+	// its failure passes the wake-up on.
+	if woken := a.TakeWoken(); !slices.Equal(woken, []string{"ns/dual"}) {
+		t.Fatalf("woken %v, want [ns/dual]", woken)
+	}
+	if _, err := a.Assign(mkReq("ns/dual", v4v6, policy(RequireDualStack))); reasonOf(err) != ReasonPoolExhausted {
+		t.Fatalf("dual again: %v", err)
+	}
+	if woken := a.TakeWoken(); !slices.Equal(woken, []string{"ns/plain"}) {
+		t.Fatalf("woken %v, want [ns/plain]", woken)
+	}
+	if got, err := a.Assign(mkReq("ns/plain", v4)); err != nil || got[0].String() != "192.0.2.1" {
+		t.Fatalf("plain: %v %v", got, err)
+	}
+}
+
+// A Service that grows to dual stack keeps its address even when a pool tried earlier has
+// room again.
+func TestGrowingToDualStackKeepsThePool(t *testing.T) {
+	first := mkPool("a", []string{"192.0.2.1/32", "2001:db8:a::/126"})
+	first.Spec.ServiceAllocation = &v1alpha1.ServiceAllocation{Priority: 1}
+	a := New(poolset.Build([]v1alpha1.IPAddressPool{first, mkPool("b", []string{"192.0.2.8/30", "2001:db8:b::/126"})}))
+	if got, err := a.Assign(mkReq("ns/filler", v4)); err != nil || got[0].String() != "192.0.2.1" {
+		t.Fatalf("filler: %v %v", got, err)
+	}
+	if got, err := a.Assign(mkReq("ns/s", v4)); err != nil || got[0].String() != "192.0.2.8" {
+		t.Fatalf("s: %v %v", got, err)
+	}
+	a.Release("ns/filler")
+	got, err := a.Assign(mkReq("ns/s", v4v6, policy(RequireDualStack)))
+	if err != nil || len(got) != 2 || got[0].String() != "192.0.2.8" || got[1].String() != "2001:db8:b::" {
+		t.Fatalf("s after growing: %v %v, want 192.0.2.8 and 2001:db8:b::", got, err)
+	}
+}

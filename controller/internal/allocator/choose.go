@@ -23,6 +23,13 @@ func (a *Allocator) choose(req *Request) ([]netip.Addr, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The pool of what the Service holds goes first, so that adding a family (or any
+	// other re-allocation) does not move the address it has.
+	if cur := a.bySvc[req.Key]; len(cur) > 0 {
+		if i := slices.Index(pools, a.pools.PoolOf(cur[0])); i > 0 {
+			pools = append([]*poolset.Pool{pools[i]}, slices.Delete(slices.Clone(pools), i, i+1)...)
+		}
+	}
 	must, may := req.wantedFamilies()
 	var partial []netip.Addr
 	var exhausted []string

@@ -3,6 +3,9 @@ package allocator
 import (
 	"net/netip"
 	"slices"
+	"strings"
+
+	"github.com/vipcast/vipcast/internal/iprange"
 )
 
 // waitlist remembers the Services that could not get an address and what would help
@@ -16,6 +19,9 @@ type waitlist struct {
 	byIP    map[netip.Addr][]string
 	byPool  map[string][]ticket
 	woken   []string
+	// cause remembers, for a Service woken by a freed address, the queue it was woken
+	// from: if it fails again, the wake-up passes on to the next in that queue.
+	cause map[string]string
 }
 
 type ticket struct {
@@ -24,7 +30,7 @@ type ticket struct {
 }
 
 func newWaitlist() waitlist {
-	return waitlist{waiting: map[string]uint64{}, byIP: map[netip.Addr][]string{}, byPool: map[string][]ticket{}}
+	return waitlist{waiting: map[string]uint64{}, byIP: map[netip.Addr][]string{}, byPool: map[string][]ticket{}, cause: map[string]string{}}
 }
 
 func (w *waitlist) add(key string, ips []netip.Addr, pools []string) {
@@ -52,20 +58,43 @@ func (w *waitlist) freed(ip netip.Addr, pool string) {
 		w.wake(k)
 	}
 	delete(w.byIP, ip)
-	q := w.byPool[pool]
-	for len(q) > 0 {
-		t := q[0]
-		q = q[1:]
-		if w.waiting[t.key] == t.seq {
-			w.wake(t.key)
-			break
+	w.wakeNext(queueKey(pool, iprange.FamilyOf(ip)), "")
+}
+
+// wakeNext wakes the longest-waiting Service of a queue other than skip.
+func (w *waitlist) wakeNext(queue, skip string) {
+	q := w.byPool[queue]
+	for i := 0; i < len(q); i++ {
+		t := q[i]
+		if w.waiting[t.key] != t.seq {
+			q = slices.Delete(q, i, i+1)
+			i--
+			continue
 		}
+		if t.key == skip {
+			continue
+		}
+		q = slices.Delete(q, i, i+1)
+		w.wake(t.key)
+		w.cause[t.key] = queue
+		break
 	}
 	if len(q) == 0 {
-		delete(w.byPool, pool)
+		delete(w.byPool, queue)
 	} else {
-		w.byPool[pool] = q
+		w.byPool[queue] = q
 	}
+}
+
+// queueKey names the queue of Services waiting for a free address of one family in a pool:
+// a freed IPv4 address wakes a Service that needs IPv4, not one stuck on IPv6.
+func queueKey(pool string, f iprange.Family) string { return pool + "|" + f.String() }
+
+// takeCause returns and forgets the queue a Service was last woken from.
+func (w *waitlist) takeCause(key string) string {
+	q := w.cause[key]
+	delete(w.cause, key)
+	return q
 }
 
 func (w *waitlist) wakeAll() {
@@ -74,6 +103,7 @@ func (w *waitlist) wakeAll() {
 	}
 	slices.Sort(w.woken)
 	clear(w.waiting)
+	clear(w.cause)
 	clear(w.byIP)
 	clear(w.byPool)
 }
@@ -84,21 +114,61 @@ func (w *waitlist) take() []string {
 	return out
 }
 
-// waitFor records why req failed so that the right change wakes it.
-func (a *Allocator) waitFor(req *Request) {
+// waitFor records why req failed so that the right change wakes it. When req had been
+// woken by a freed address and the address is still free, the wake-up passes on to the
+// next Service in that queue, so one Service that cannot use it does not starve the rest.
+func (a *Allocator) waitFor(req *Request, cause string) {
+	defer func() {
+		if cause == "" {
+			return
+		}
+		name, fam, _ := strings.Cut(cause, "|")
+		if p := a.pools.Pool(name); p != nil && p.Usable() {
+			for _, r := range p.Ranges {
+				if r.Family().String() != fam {
+					continue
+				}
+				if _, ok := a.firstFree(r, p.AvoidBuggy); ok {
+					a.wait.wakeNext(cause, req.Key)
+					return
+				}
+			}
+		}
+	}()
 	if len(req.RequestedIPs) > 0 {
 		a.wait.add(req.Key, req.RequestedIPs, nil)
 		return
 	}
-	var pools []string
+	var names []string
 	if req.Pool != "" {
-		pools = []string{req.Pool}
+		names = []string{req.Pool}
 	} else {
 		for _, p := range a.pools.Ordered() {
 			if p.AutoAssign && p.Serves(req.Namespace, req.NamespaceLabels, req.Labels) {
-				pools = append(pools, p.Name)
+				names = append(names, p.Name)
 			}
 		}
 	}
-	a.wait.add(req.Key, nil, pools)
+	// Wait on the families that are missing: a dual-stack Service short of an IPv6
+	// address must not take the wake-up of a freed IPv4 address from the next Service.
+	must, _ := req.wantedFamilies()
+	var queues []string
+	for _, name := range names {
+		p := a.pools.Pool(name)
+		var missing []string
+		for _, f := range must {
+			if p == nil {
+				missing = append(missing, queueKey(name, f))
+			} else if _, ok := a.pick(req, p, f); !ok {
+				missing = append(missing, queueKey(name, f))
+			}
+		}
+		if len(missing) == 0 {
+			for _, f := range req.allFamilies() {
+				missing = append(missing, queueKey(name, f))
+			}
+		}
+		queues = append(queues, missing...)
+	}
+	a.wait.add(req.Key, nil, queues)
 }

@@ -86,13 +86,13 @@ func (m *IPAM) Load(ctx context.Context) error {
 	}
 	m.setPoolsLocked(pools.Items)
 	var svcs []corev1.Service
-	var list corev1.ServiceList
-	for {
-		if err := m.loader.Live.List(ctx, &list, client.Limit(500), client.Continue(list.Continue)); err != nil {
+	for cont := ""; ; {
+		var list corev1.ServiceList // a fresh list per page: decoding must not reuse items
+		if err := m.loader.Live.List(ctx, &list, client.Limit(500), client.Continue(cont)); err != nil {
 			return fmt.Errorf("listing services: %w", err)
 		}
 		svcs = append(svcs, list.Items...)
-		if list.Continue == "" {
+		if cont = list.Continue; cont == "" {
 			break
 		}
 	}
@@ -162,34 +162,31 @@ func (m *IPAM) afterLocked(before, after []netip.Addr) {
 	var changed []string
 	for _, ip := range before {
 		if !slices.Contains(after, ip) {
-			changed = append(changed, m.poolName(ip))
+			changed = append(changed, m.poolNames(ip)...)
 		}
 	}
 	for _, ip := range after {
 		if !slices.Contains(before, ip) {
-			changed = append(changed, m.poolName(ip))
+			changed = append(changed, m.poolNames(ip)...)
 		}
 	}
 	if len(changed) > 0 {
 		m.dirtyMu.Lock()
 		for _, p := range changed {
-			if p != "" {
-				m.dirty[p] = true
-			}
+			m.dirty[p] = true
 		}
 		m.dirtyMu.Unlock()
 	}
 	m.wakeLocked()
 }
 
-func (m *IPAM) poolName(ip netip.Addr) string {
+// poolNames returns the pool an address belongs to or, for a contested or terminating
+// one, every pool that declares it: all of them count it among their holders.
+func (m *IPAM) poolNames(ip netip.Addr) []string {
 	if p := m.alloc.Pools().PoolOf(ip); p != nil {
-		return p.Name
+		return []string{p.Name}
 	}
-	for _, name := range m.alloc.Pools().DeclaringPools(ip) {
-		return name
-	}
-	return ""
+	return m.alloc.Pools().DeclaringPools(ip)
 }
 
 func (m *IPAM) wakeLocked() {

@@ -91,7 +91,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if p.DeletionTimestamp == nil && !controllerutil.ContainsFinalizer(p, v1alpha1.PoolFinalizer) {
 		orig := p.DeepCopy()
 		controllerutil.AddFinalizer(p, v1alpha1.PoolFinalizer)
-		if err := r.Client.Patch(ctx, p, client.MergeFrom(orig)); err != nil {
+		if err := r.Client.Patch(ctx, p, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 			return reconcile.Result{}, fmt.Errorf("adding finalizer: %w", err)
 		}
 	}
@@ -101,7 +101,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if p.DeletionTimestamp != nil && len(view.Holders) == 0 && controllerutil.ContainsFinalizer(p, v1alpha1.PoolFinalizer) {
 		orig := p.DeepCopy()
 		controllerutil.RemoveFinalizer(p, v1alpha1.PoolFinalizer)
-		if err := client.IgnoreNotFound(r.Client.Patch(ctx, p, client.MergeFrom(orig))); err != nil {
+		if err := client.IgnoreNotFound(r.Client.Patch(ctx, p, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))); err != nil {
 			return reconcile.Result{}, fmt.Errorf("removing finalizer: %w", err)
 		}
 	}

@@ -172,22 +172,22 @@ func (r *Reconciler) event(svc *corev1.Service, c *metav1.Condition) {
 	r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, EventAllocationFailed, "Allocate", "%s: %s", c.Reason, c.Message)
 }
 
-// letGo frees the addresses of a Service vipcast no longer handles and removes what it
-// wrote into its status.
+// letGo removes what vipcast wrote into the status of a Service it no longer handles and
+// then frees its addresses: in that order, so that no other Service is given an address
+// this one still shows.
 func (r *Reconciler) letGo(ctx context.Context, svc *corev1.Service) error {
-	freed := r.IPAM.Release(svc.Namespace + "/" + svc.Name)
-	if meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionIPAllocated) == nil && len(freed) == 0 {
-		return nil
+	key := svc.Namespace + "/" + svc.Name
+	held := r.IPAM.Addresses(key)
+	if meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionIPAllocated) != nil || len(held) > 0 {
+		if want := ClearedStatus(svc); !equality.Semantic.DeepEqual(want, svc.Status) {
+			orig := svc.DeepCopy()
+			svc.Status = want
+			if err := client.IgnoreNotFound(r.Client.Status().Patch(ctx, svc, client.MergeFrom(orig))); err != nil {
+				return fmt.Errorf("clearing service status: %w", err)
+			}
+		}
 	}
-	want := ClearedStatus(svc)
-	if equality.Semantic.DeepEqual(want, svc.Status) {
-		return nil
-	}
-	orig := svc.DeepCopy()
-	svc.Status = want
-	if err := client.IgnoreNotFound(r.Client.Status().Patch(ctx, svc, client.MergeFrom(orig))); err != nil {
-		return fmt.Errorf("clearing service status: %w", err)
-	}
+	freed := r.IPAM.Release(key)
 	if r.Recorder != nil && len(freed) > 0 {
 		r.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, EventIPReleased, "Release", "released %s", joinIPs(freed))
 	}
