@@ -272,3 +272,19 @@ func TestAvoidBuggyIPs(t *testing.T) {
 		return st.AssignedIPv4 == 1 && st.AvailableIPv4 == 0
 	})
 }
+
+func TestNamespaceLabelChangeServesAWaitingService(t *testing.T) {
+	startController(t, app.Options{})
+	ns := newNamespace(t)
+	createPool(t, "silver", []string{"192.0.2.120/30"}, func(p *v1alpha1.IPAddressPool) {
+		p.Spec.ServiceAllocation = &v1alpha1.ServiceAllocation{
+			NamespaceSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"tier": "silver"}}}}
+	})
+	createService(t, ns, "waiting")
+	waitCondition(t, ns, "waiting", metav1.ConditionFalse, allocator.ReasonNoMatchingPool)
+	nsObj := &corev1.Namespace{}
+	must(t, k8s.Get(context.Background(), client.ObjectKey{Name: ns}, nsObj))
+	nsObj.Labels = map[string]string{"tier": "silver"}
+	must(t, k8s.Update(context.Background(), nsObj))
+	waitIPs(t, ns, "waiting", "192.0.2.120")
+}

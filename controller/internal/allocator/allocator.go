@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/vipcast/vipcast/internal/iprange"
 	"github.com/vipcast/vipcast/internal/poolset"
@@ -72,6 +73,19 @@ func (a *Allocator) SetPools(s *poolset.Snapshot) {
 // TakeWoken returns the Services that were waiting for an address and may now get one,
 // and forgets them.
 func (a *Allocator) TakeWoken() []string { return a.wait.take() }
+
+// WaitingIn returns the waiting Services of a namespace: O(waiting Services), for the
+// rare namespace label change.
+func (a *Allocator) WaitingIn(namespace string) []string {
+	var keys []string
+	for k := range a.wait.waiting {
+		if ns, _, _ := strings.Cut(k, "/"); ns == namespace {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
 
 // Addresses returns the addresses a Service holds.
 func (a *Allocator) Addresses(key string) []netip.Addr { return slices.Clone(a.bySvc[key]) }

@@ -321,3 +321,10 @@ func (m *IPAM) PoolName(ips []netip.Addr) string {
 // NeedsNamespaceLabels reports whether any pool selects namespaces by label. It takes no
 // lock: Load's RequestFunc calls it while the IPAM is locked.
 func (m *IPAM) NeedsNamespaceLabels() bool { return m.nsLabels.Load() }
+
+// WaitingIn returns the waiting Services of a namespace.
+func (m *IPAM) WaitingIn(namespace string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.alloc.WaitingIn(namespace)
+}

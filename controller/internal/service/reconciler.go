@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -11,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -55,8 +57,24 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("service").
 		For(&corev1.Service{}, builder.WithPredicates(predicate.Funcs{UpdateFunc: specChanged})).
 		WatchesRawSource(source.Channel(r.IPAM.ServiceWake, &handler.EnqueueRequestForObject{})).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.waitingInNamespace),
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
 		Complete(r)
+}
+
+// waitingInNamespace maps a namespace whose labels changed to its waiting Services, when
+// some pool selects namespaces by label.
+func (r *Reconciler) waitingInNamespace(_ context.Context, ns client.Object) []reconcile.Request {
+	if !r.IPAM.NeedsNamespaceLabels() {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, k := range r.IPAM.WaitingIn(ns.GetName()) {
+		_, name, _ := strings.Cut(k, "/")
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns.GetName(), Name: name}})
+	}
+	return reqs
 }
 
 // specChanged passes Service updates that can change an allocation and drops the rest,
