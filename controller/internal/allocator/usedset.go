@@ -112,16 +112,6 @@ func (u *usedSet) spansFrom(r iprange.Range, fn func(lo, hi netip.Addr) bool) bo
 	return done
 }
 
-// countIn returns how many used addresses lie in r: O(log n + spans visited).
-func (u *usedSet) countIn(r iprange.Range) uint64 {
-	var n uint64
-	u.spansFrom(r, func(lo, hi netip.Addr) bool {
-		n += iprange.Range{First: lo, Last: hi}.Size()
-		return true
-	})
-	return n
-}
-
 // each calls fn for every used address in r, in order, until fn returns false; it
 // reports whether it went through to the end.
 func (u *usedSet) each(r iprange.Range, fn func(netip.Addr) bool) bool {

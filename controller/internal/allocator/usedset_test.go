@@ -294,3 +294,14 @@ func TestUsedSetRandom(t *testing.T) {
 		})
 	}
 }
+
+// countIn is a test helper: the tests use it to check the span structure.
+// countIn returns how many used addresses lie in r: O(log n + spans visited).
+func (u *usedSet) countIn(r iprange.Range) uint64 {
+	var n uint64
+	u.spansFrom(r, func(lo, hi netip.Addr) bool {
+		n += iprange.Range{First: lo, Last: hi}.Size()
+		return true
+	})
+	return n
+}

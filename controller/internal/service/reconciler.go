@@ -194,7 +194,7 @@ func (r *Reconciler) event(svc *corev1.Service, c *metav1.Condition) {
 // then frees its addresses: in that order, so that no other Service is given an address
 // this one still shows.
 func (r *Reconciler) letGo(ctx context.Context, svc *corev1.Service) error {
-	key := svc.Namespace + "/" + svc.Name
+	key := ipam.ServiceKey(client.ObjectKeyFromObject(svc))
 	held := r.IPAM.Addresses(key)
 	if meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionIPAllocated) != nil || len(held) > 0 {
 		if want := ClearedStatus(svc); !equality.Semantic.DeepEqual(want, svc.Status) {

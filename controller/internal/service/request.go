@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
 	"github.com/vipcast/vipcast/controller/internal/allocator"
@@ -60,7 +61,7 @@ func ParseRequestedIPs(annotation string, hasAnnotation bool, specIP string) ([]
 // error: the Service is told, and keeps what it holds.
 func BuildRequest(svc *corev1.Service, nsLabels map[string]string) (*allocator.Request, error) {
 	req := &allocator.Request{
-		Key:             svc.Namespace + "/" + svc.Name,
+		Key:             ipam.ServiceKey(types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}),
 		Namespace:       svc.Namespace,
 		Labels:          svc.Labels,
 		NamespaceLabels: nsLabels,
