@@ -5,7 +5,8 @@ GO    ?= go
 export PATH := $(BIN):/usr/local/go/bin:$(PATH)
 export KUBEBUILDER_ASSETS := $(BIN)
 
-TEST_TOOLS := etcd kube-apiserver kubectl controller-gen golangci-lint
+LAB_TOOLS  := etcd kube-apiserver kube-controller-manager kube-proxy kubectl
+TEST_TOOLS := $(LAB_TOOLS) controller-gen golangci-lint
 
 .PHONY: help
 help: ## List the targets.
@@ -18,6 +19,14 @@ tools: ## Build every pinned tool into bin/ (skipped when already built).
 .PHONY: tools-test
 tools-test: ## Build the tools the tests need into bin/.
 	test/tools/build.sh $(TEST_TOOLS)
+
+.PHONY: tools-lab
+tools-lab: ## Build the tools the lab runs into bin/.
+	test/tools/build.sh $(LAB_TOOLS)
+
+.PHONY: lab-deps
+lab-deps: ## Install the Debian packages the lab needs (iproute2, nftables, bird2) when missing.
+	hack/lab-deps.sh
 
 .PHONY: generate
 generate: ## Regenerate deepcopy code, CRDs and RBAC with controller-gen.
@@ -32,8 +41,9 @@ verify: generate ## Fail when generated files are stale or code is not gofmt-cle
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "not gofmt-clean"; exit 1; }
 
 .PHONY: build
-build: ## Build the binaries into bin/.
+build: ## Build the binaries into bin/ (and the lab's command, vipcast-lab).
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/vipcast-controller ./controller
+	$(GO) build -o $(BIN)/vipcast-lab ./test/lab/cmd/vipcast-lab
 
 .PHONY: lint
 lint: ## go vet and golangci-lint.
@@ -42,8 +52,8 @@ lint: ## go vet and golangci-lint.
 	$(BIN)/golangci-lint run ./...
 
 .PHONY: test
-test: tools-test verify lint build ## Every test: unit, property, fuzz seeds, and integration on a real etcd + kube-apiserver.
-	$(GO) test -race -count=1 ./...
+test: tools-test lab-deps verify lint build ## Every test (as root): unit, property, fuzz seeds, integration on a real API server, end-to-end in the lab.
+	VIPCAST_LAB=1 $(GO) test -race -count=1 ./...
 	$(GO) run ./test/demo --check
 
 .PHONY: fuzz
@@ -58,8 +68,16 @@ bench: tools-test build ## Benchmarks: allocator Go benchmarks and 10,000 Servic
 	$(GO) run ./test/bench -services 10000
 
 .PHONY: demo
-demo: tools-test build ## Start a local control plane, run the controller, show a Service getting an EXTERNAL-IP.
+demo: tools-lab lab-deps build ## (root) In the lab: a Service gets an EXTERNAL-IP and the client reaches its pods through it.
 	$(GO) run ./test/demo
+
+.PHONY: lab-up
+lab-up: tools-lab lab-deps build ## (root) Bring the lab up with the controller and keep it up until Ctrl-C.
+	$(BIN)/vipcast-lab up --controller $(BIN)/vipcast-controller
+
+.PHONY: lab-down
+lab-down: ## (root) Remove whatever a crashed lab left behind (namespaces, links, processes, files).
+	$(GO) run ./test/lab/cmd/vipcast-lab down --all
 
 .PHONY: clean
 clean: ## Remove built binaries (keeps the tools).

@@ -1,0 +1,74 @@
+// Package e2e holds the end-to-end tests on the network-namespace lab. They need root and
+// run when VIPCAST_LAB=1 (make test sets it); otherwise they are skipped, with a note.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/vipcast/vipcast/test/lab"
+)
+
+// labIndex keeps the tests' lab apart from `make demo` (2) and `vipcast-lab up` (0).
+const labIndex = 1
+
+var (
+	cluster *lab.Lab
+	binDir  string
+)
+
+func TestMain(m *testing.M) {
+	lab.ServeChild()
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	if os.Getenv("VIPCAST_LAB") != "1" {
+		fmt.Println("e2e: skipped; the lab tests need root and VIPCAST_LAB=1 (make test sets it)")
+		return 0
+	}
+	if os.Geteuid() != 0 {
+		fmt.Println("e2e: VIPCAST_LAB=1 but not root: the lab needs root")
+		return 1
+	}
+	ctx := context.Background()
+	var err error
+	if binDir, err = os.MkdirTemp("", "vipcast-e2e-bin-"); err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	defer os.RemoveAll(binDir)
+	// The binaries under test are built from this tree, never taken stale from bin/.
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "vipcast-controller"), "../../controller").CombinedOutput(); err != nil {
+		fmt.Printf("building the controller: %v\n%s", err, out)
+		return 1
+	}
+	start := time.Now()
+	cluster, err = lab.Up(ctx, lab.Config{Index: labIndex, Nodes: 3, Log: func(f string, a ...any) {
+		fmt.Printf("lab: "+f+"\n", a...)
+	}})
+	if err != nil {
+		fmt.Println("e2e:", err)
+		return 1
+	}
+	defer cluster.Down(context.Background())
+	fmt.Printf("lab up in %s\n", time.Since(start).Round(time.Millisecond))
+	if _, err := cluster.StartController("controller", filepath.Join(binDir, "vipcast-controller")); err != nil {
+		fmt.Println("e2e:", err)
+		return 1
+	}
+	if err := createPool(ctx); err != nil {
+		fmt.Println("e2e:", err)
+		return 1
+	}
+	code := m.Run()
+	if code != 0 {
+		fmt.Println(cluster.Logs(40))
+	}
+	return code
+}
