@@ -6,7 +6,7 @@ export PATH := $(BIN):/usr/local/go/bin:$(PATH)
 export KUBEBUILDER_ASSETS := $(BIN)
 
 LAB_TOOLS  := etcd kube-apiserver kube-controller-manager kube-proxy kubectl
-TEST_TOOLS := $(LAB_TOOLS) controller-gen golangci-lint
+TEST_TOOLS := $(LAB_TOOLS) gobgp gobgpd controller-gen golangci-lint
 
 .PHONY: help
 help: ## List the targets.
@@ -25,7 +25,7 @@ tools-lab: ## Build the tools the lab runs into bin/.
 	test/tools/build.sh $(LAB_TOOLS)
 
 .PHONY: lab-deps
-lab-deps: ## Install the Debian packages the lab needs (iproute2, nftables, bird2) when missing.
+lab-deps: ## Install the Debian packages the lab needs (iproute2, nftables, bird2, frr) when missing.
 	hack/lab-deps.sh
 
 .PHONY: generate

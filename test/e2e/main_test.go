@@ -57,6 +57,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer cluster.Down(context.Background())
+	defer cluster.DownOnSignal()()
 	fmt.Printf("lab up in %s\n", time.Since(start).Round(time.Millisecond))
 	if _, err := cluster.StartController("controller", filepath.Join(binDir, "vipcast-controller")); err != nil {
 		fmt.Println("e2e:", err)

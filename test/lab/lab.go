@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
@@ -32,6 +34,9 @@ type Config struct {
 	// BinDir holds etcd, kube-apiserver, kube-controller-manager and kube-proxy (default: the
 	// repository's bin/).
 	BinDir string
+	// Router is the routing daemon on the router: BIRD (default) or FRR. Router.Use
+	// switches it while the lab runs.
+	Router RouterKind
 	// Log receives one line per step of Up and Down (nil: quiet).
 	Log func(format string, args ...any)
 }
@@ -62,6 +67,7 @@ type Lab struct {
 	mu    sync.Mutex
 	procs map[string]*Process
 	pods  map[string]*Pod
+	down  sync.Once
 }
 
 // Scheme knows the core Kubernetes types and vipcast's.
@@ -82,6 +88,9 @@ func StateDir(index int) string {
 func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	if cfg.Nodes == 0 {
 		cfg.Nodes = 3
+	}
+	if cfg.Router == "" {
+		cfg.Router = BIRD
 	}
 	if cfg.Log == nil {
 		cfg.Log = func(string, ...any) {}
@@ -162,8 +171,11 @@ func (l *Lab) up(ctx context.Context) error {
 	return nil
 }
 
-// Down stops every process of the lab and removes its namespaces, links and files.
-func (l *Lab) Down(ctx context.Context) {
+// Down stops every process of the lab and removes its namespaces, links and files. Only the
+// first call does anything; later ones (a signal handler racing a deferred call) wait for it.
+func (l *Lab) Down(ctx context.Context) { l.down.Do(func() { l.takeDown(ctx) }) }
+
+func (l *Lab) takeDown(ctx context.Context) {
 	start := time.Now()
 	l.mu.Lock()
 	procs := make([]*Process, 0, len(l.procs))
@@ -260,4 +272,23 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	}
 	cfg.QPS, cfg.Burst = 200, 400
 	return cfg, nil
+}
+
+// DownOnSignal takes the lab down and exits (code 130) when the process gets SIGINT or
+// SIGTERM, for programs such as test binaries that would otherwise die without running
+// their deferred Down. The returned function stops watching.
+func (l *Lab) DownOnSignal() (stop func()) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-sig:
+			l.cfg.Log("%s: taking lab %d down", s, l.cfg.Index)
+			l.Down(context.Background())
+			os.Exit(130)
+		case <-done:
+		}
+	}()
+	return func() { signal.Stop(sig); close(done) }
 }

@@ -2,11 +2,15 @@ package lab
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"text/template"
 	"time"
 
@@ -19,15 +23,27 @@ const (
 	NodeASN   = 64513
 )
 
+// RouterKind names the routing daemon the lab's router runs.
+type RouterKind string
+
+// The routing daemons the router can run.
+const (
+	BIRD RouterKind = "bird"
+	FRR  RouterKind = "frr"
+)
+
 // Router is the top-of-rack router: the nodes' gateway on the fabric and the client
-// network's gateway. It runs BIRD, which accepts BGP sessions from any fabric address (AS
-// NodeASN, IPv4 and IPv6 sessions) and installs what it learns into its kernel table with
-// ECMP, so a route learnt from several nodes spreads traffic over them.
+// network's gateway. It runs BIRD or FRR, either of which accepts BGP sessions from any
+// fabric address (AS NodeASN, IPv4 and IPv6 sessions) and installs what it learns into its
+// kernel table with ECMP, so a route learnt from several nodes spreads traffic over them.
 type Router struct {
 	lab        *Lab
 	Netns      string
 	IPv4, IPv6 netip.Addr
 	ASN        uint32
+
+	mu   sync.Mutex
+	kind RouterKind
 }
 
 var birdConf = template.Must(template.New("bird").Parse(`# vipcast lab router: BGP from every node, ECMP into the kernel.
@@ -49,35 +65,156 @@ protocol bgp nodes4 from nodes { neighbor range {{.FabricV4}} as {{.NodeASN}}; }
 protocol bgp nodes6 from nodes { neighbor range {{.FabricV6}} as {{.NodeASN}}; }
 `))
 
+var frrConf = template.Must(template.New("frr").Parse(`! vipcast lab router: BGP from every node, ECMP into the kernel.
+frr defaults datacenter
+hostname lab-router
+log stdout informational
+router bgp {{.ASN}}
+ bgp router-id {{.RouterID}}
+ no bgp ebgp-requires-policy
+ bgp bestpath as-path multipath-relax
+ neighbor nodes peer-group
+ neighbor nodes remote-as {{.NodeASN}}
+ neighbor nodes timers 3 9
+ neighbor nodes timers connect 1
+ bgp listen range {{.FabricV4}} peer-group nodes
+ bgp listen range {{.FabricV6}} peer-group nodes
+ address-family ipv4 unicast
+  maximum-paths 16
+ exit-address-family
+ address-family ipv6 unicast
+  neighbor nodes activate
+  maximum-paths 16
+ exit-address-family
+`))
+
 func (r *Router) dir() string { return filepath.Join(r.lab.Dir, "router") }
 
 // Socket is BIRD's control socket, for birdc -s.
 func (r *Router) Socket() string { return filepath.Join(r.dir(), "bird.ctl") }
 
-func (r *Router) start(ctx context.Context) error {
+// Kind is the routing daemon running now.
+func (r *Router) Kind() RouterKind {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.kind
+}
+
+func (r *Router) start(ctx context.Context) error { return r.Use(ctx, r.lab.cfg.Router) }
+
+// Use makes the router run kind: the daemon running now stops gracefully (taking its
+// routes out of the kernel) and kind starts with the lab's configuration. Sessions from
+// the nodes come back by themselves.
+func (r *Router) Use(ctx context.Context, kind RouterKind) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, name := range []string{"router/bird", "router/bgpd", "router/zebra"} {
+		if p := r.lab.Process(name); p != nil {
+			if err := p.Stop(10 * time.Second); err != nil {
+				return err
+			}
+		}
+	}
+	if err := os.RemoveAll(r.dir()); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(r.dir(), 0o755); err != nil {
 		return err
 	}
-	var b strings.Builder
-	if err := birdConf.Execute(&b, map[string]any{
-		"RouterID": r.IPv4, "ASN": r.ASN, "NodeASN": NodeASN, "FabricV4": FabricV4, "FabricV6": FabricV6,
-	}); err != nil {
-		return err
+	data := map[string]any{"RouterID": r.IPv4, "ASN": r.ASN, "NodeASN": NodeASN, "FabricV4": FabricV4, "FabricV6": FabricV6}
+	var err error
+	switch kind {
+	case BIRD:
+		err = r.startBIRD(ctx, data)
+	case FRR:
+		err = r.startFRR(ctx, data)
+	default:
+		err = fmt.Errorf("unknown router kind %q (bird or frr)", kind)
 	}
-	conf := filepath.Join(r.dir(), "bird.conf")
-	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
+	if err == nil {
+		r.kind = kind
+	}
+	return err
+}
+
+func (r *Router) writeConf(name string, t *template.Template, data any) (string, error) {
+	var b strings.Builder
+	if err := t.Execute(&b, data); err != nil {
+		return "", err
+	}
+	path := filepath.Join(r.dir(), name)
+	return path, os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+func (r *Router) startBIRD(ctx context.Context, data any) error {
+	conf, err := r.writeConf("bird.conf", birdConf, data)
+	if err != nil {
 		return err
 	}
 	if _, err := r.lab.Run("router/bird", r.Netns, nil, "bird", "-f", "-c", conf, "-s", r.Socket()); err != nil {
 		return err
 	}
-	return wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
-		if !r.lab.Process("router/bird").Running() {
-			return false, fmt.Errorf("bird exited:\n%s", r.lab.Process("router/bird").Tail(20))
-		}
+	return r.waitUp(ctx, "router/bird", func(ctx context.Context) error {
 		_, err := r.Birdc(ctx, "show", "status")
-		return err == nil, nil
+		return err
 	})
+}
+
+// startFRR runs zebra (the kernel side) and bgpd in the foreground. They drop privileges to
+// the frr user, so their directory is frr's.
+func (r *Router) startFRR(ctx context.Context, data any) error {
+	conf, err := r.writeConf("bgpd.conf", frrConf, data)
+	if err != nil {
+		return err
+	}
+	zconf, err := r.writeConf("zebra.conf", template.Must(template.New("z").Parse("hostname lab-router\n")), nil)
+	if err != nil {
+		return err
+	}
+	if err := chownToUser(r.dir(), "frr"); err != nil {
+		return err
+	}
+	common := func(name, conf string) []string {
+		return []string{"/usr/lib/frr/" + name, "-f", conf, "-i", filepath.Join(r.dir(), name+".pid"),
+			"-z", filepath.Join(r.dir(), "zserv.api"), "--vty_socket", r.dir(), "-P", "0", "--log", "stdout"}
+	}
+	if _, err := r.lab.Run("router/zebra", r.Netns, nil, common("zebra", zconf)...); err != nil {
+		return err
+	}
+	if err := r.waitUp(ctx, "router/zebra", func(ctx context.Context) error {
+		_, err := os.Stat(filepath.Join(r.dir(), "zserv.api"))
+		return err
+	}); err != nil {
+		return err
+	}
+	if _, err := r.lab.Run("router/bgpd", r.Netns, nil, common("bgpd", conf)...); err != nil {
+		return err
+	}
+	return r.waitUp(ctx, "router/bgpd", func(ctx context.Context) error {
+		_, err := r.Vtysh(ctx, "show bgp summary")
+		return err
+	})
+}
+
+// waitUp waits until ready succeeds, failing early when the process exits.
+func (r *Router) waitUp(ctx context.Context, proc string, ready func(context.Context) error) error {
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 15*time.Second, true, func(ctx context.Context) (bool, error) {
+		if p := r.lab.Process(proc); !p.Running() {
+			return false, fmt.Errorf("%s exited:\n%s", proc, p.Tail(20))
+		}
+		last = ready(ctx)
+		return last == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", proc, errors.Join(err, last))
+	}
+	return nil
+}
+
+// Vtysh runs an FRR command ("show bgp summary") and returns its output.
+func (r *Router) Vtysh(ctx context.Context, cmd string) (string, error) {
+	return run(ctx, "vtysh", "--vty_socket", r.dir(), "-c", cmd)
 }
 
 // Birdc runs a BIRD command ("show route", "show protocols") and returns its output.
@@ -103,4 +240,47 @@ func (r *Router) Unroute(ctx context.Context, vip netip.Addr) error {
 // Exec runs a command in the router's namespace.
 func (r *Router) Exec(ctx context.Context, argv ...string) (string, error) {
 	return Exec(ctx, r.Netns, argv...)
+}
+
+// NextHops reads the router's kernel route for exactly prefix and returns its next hops
+// (several for ECMP), or none when there is no such route. It is what the router forwards
+// by, whoever put the route there.
+func (r *Router) NextHops(ctx context.Context, prefix netip.Prefix) ([]netip.Addr, error) {
+	family := "-4"
+	if prefix.Addr().Is6() {
+		family = "-6"
+	}
+	out, err := run(ctx, "ip", "-n", r.Netns, "-j", family, "route", "show", "exact", prefix.Masked().String())
+	if err != nil {
+		return nil, err
+	}
+	return parseNextHops(out)
+}
+
+// parseNextHops reads `ip -j route show` output: one route with a gateway or a list of
+// next hops.
+func parseNextHops(js string) ([]netip.Addr, error) {
+	var routes []struct {
+		Gateway  string `json:"gateway"`
+		Nexthops []struct {
+			Gateway string `json:"gateway"`
+		} `json:"nexthops"`
+	}
+	if err := json.Unmarshal([]byte(js), &routes); err != nil {
+		return nil, fmt.Errorf("reading ip route output %q: %w", js, err)
+	}
+	var hops []netip.Addr
+	for _, rt := range routes {
+		gws := []string{rt.Gateway}
+		for _, nh := range rt.Nexthops {
+			gws = append(gws, nh.Gateway)
+		}
+		for _, g := range gws {
+			if a, err := netip.ParseAddr(g); err == nil {
+				hops = append(hops, a)
+			}
+		}
+	}
+	slices.SortFunc(hops, netip.Addr.Compare)
+	return hops, nil
 }

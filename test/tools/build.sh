@@ -19,6 +19,7 @@ tools=(
 	"helm helm helm.sh/helm/v4/cmd/helm"
 	"controller-gen codegen sigs.k8s.io/controller-tools/cmd/controller-gen"
 	"gobgp gobgp github.com/osrg/gobgp/v4/cmd/gobgp"
+	"gobgpd gobgp github.com/osrg/gobgp/v4/cmd/gobgpd"
 	"golangci-lint lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint"
 )
 

@@ -1,7 +1,7 @@
 // Command vipcast-lab brings the network-namespace lab up (and keeps it up until
 // interrupted) or cleans up what a crashed run left behind.
 //
-//	vipcast-lab up [--nodes 3] [--index 0]   # as root; Ctrl-C takes it down
+//	vipcast-lab up [--nodes 3] [--index 0] [--router bird|frr]   # as root; Ctrl-C takes it down
 //	vipcast-lab down [--index 0 | --all]
 package main
 
@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -28,11 +29,12 @@ func main() {
 	nodes := fs.Int("nodes", 3, "number of nodes")
 	controller := fs.String("controller", "", "a vipcast-controller binary to run in the lab")
 	all := fs.Bool("all", false, "down: clean up the labs of every index")
+	router := fs.String("router", "bird", "the router's daemon: bird or frr")
 	_ = fs.Parse(os.Args[2:])
 	var err error
 	switch os.Args[1] {
 	case "up":
-		err = up(*index, *nodes, *controller)
+		err = up(lab.Config{Index: *index, Nodes: *nodes, Router: lab.RouterKind(*router)}, *controller)
 	case "down":
 		err = down(*index, *all)
 	default:
@@ -56,17 +58,18 @@ func down(index int, all bool) error {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: vipcast-lab up [--index N] [--nodes N] [--controller PATH] | down [--index N | --all]")
+	fmt.Fprintln(os.Stderr, "usage: vipcast-lab up [--index N] [--nodes N] [--router bird|frr] [--controller PATH] | down [--index N | --all]")
 	os.Exit(2)
 }
 
-func up(index, nodes int, controller string) error {
+func up(cfg lab.Config, controller string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logf := func(format string, args ...any) {
 		fmt.Printf("%s  %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
 	}
-	l, err := lab.Up(ctx, lab.Config{Index: index, Nodes: nodes, Log: logf})
+	cfg.Log = logf
+	l, err := lab.Up(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -78,7 +81,11 @@ func up(index, nodes int, controller string) error {
 	}
 	fmt.Printf("\nThe lab is up. In another shell:\n  export KUBECONFIG=%s\n  kubectl get nodes -o wide\n", l.Kubeconfig)
 	fmt.Printf("  ip netns exec %s curl http://<vip>/   # the client behind the router\n", l.ClientNetns)
-	fmt.Printf("  birdc -s %s show protocols          # the router\n", l.Router.Socket())
+	if l.Router.Kind() == lab.BIRD {
+		fmt.Printf("  birdc -s %s show protocols          # the router\n", l.Router.Socket())
+	} else {
+		fmt.Printf("  vtysh --vty_socket %s -c 'show bgp summary'   # the router\n", filepath.Dir(l.Router.Socket()))
+	}
 	fmt.Printf("Logs are in %s/logs. Ctrl-C takes the lab down.\n", l.Dir)
 	<-ctx.Done()
 	return nil
