@@ -142,7 +142,7 @@ func (l *Lab) waitAPIServer(ctx context.Context) error {
 // installAPI installs vipcast's CRDs and binds the controller's ClusterRole to the user
 // "vipcast-controller", so the controller runs with exactly the RBAC the project ships.
 func (l *Lab) installAPI(ctx context.Context) error {
-	root := filepath.Dir(l.cfg.BinDir)
+	root := l.cfg.Root
 	if _, err := envtest.InstallCRDs(l.Rest, envtest.CRDInstallOptions{
 		Paths: []string{filepath.Join(root, "config", "crd")}, ErrorIfPathMissing: true,
 	}); err != nil {

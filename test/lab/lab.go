@@ -31,8 +31,11 @@ type Config struct {
 	Index int
 	// Nodes is how many node namespaces to make (default 3).
 	Nodes int
-	// BinDir holds etcd, kube-apiserver, kube-controller-manager and kube-proxy (default: the
-	// repository's bin/).
+	// Root is the vipcast repository, whose config/ holds the CRDs and RBAC the lab installs
+	// (default: found from the working directory upwards).
+	Root string
+	// BinDir holds etcd, kube-apiserver, kube-controller-manager and kube-proxy (default:
+	// Root/bin).
 	BinDir string
 	// Router is the routing daemon on the router: BIRD (default) or FRR. Router.Use
 	// switches it while the lab runs.
@@ -95,12 +98,15 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	if cfg.Log == nil {
 		cfg.Log = func(string, ...any) {}
 	}
-	if cfg.BinDir == "" {
+	if cfg.Root == "" {
 		root, err := RepoRoot()
 		if err != nil {
 			return nil, err
 		}
-		cfg.BinDir = filepath.Join(root, "bin")
+		cfg.Root = root
+	}
+	if cfg.BinDir == "" {
+		cfg.BinDir = filepath.Join(cfg.Root, "bin")
 	}
 	l := newLab(cfg)
 	if err := l.plan.Validate(); err != nil {
