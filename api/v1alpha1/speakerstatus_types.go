@@ -1,0 +1,92 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// SpeakerStatus is written by the speaker of one node (the object is named after the node):
+// what it announces and how, and which speakers it sees alive. The controller reads them all
+// into each Service's Announced condition.
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster,shortName=spkst,categories=vipcast
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Announced",type=integer,JSONPath=`.status.announcedCount`
+// +kubebuilder:printcolumn:name="Members",type=string,JSONPath=`.status.members`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type SpeakerStatus struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +optional
+	Status SpeakerReport `json:"status,omitzero"`
+}
+
+// AnnouncementMode is how an address is announced.
+// +kubebuilder:validation:Enum=L2;BGP
+type AnnouncementMode string
+
+// Announcement modes.
+const (
+	ModeL2  AnnouncementMode = "L2"
+	ModeBGP AnnouncementMode = "BGP"
+)
+
+// Announcement is one address a speaker announces.
+type Announcement struct {
+	// IP is the announced address.
+	// +required
+	// +kubebuilder:validation:MaxLength=45
+	IP string `json:"ip"`
+	// Mode is L2 (ARP/NDP) or BGP.
+	// +required
+	Mode AnnouncementMode `json:"mode"`
+	// Interfaces the node answers on (L2).
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	Interfaces []InterfaceName `json:"interfaces,omitempty"`
+	// Services that hold the address, as namespace/name.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=atomic
+	Services []string `json:"services,omitempty"`
+}
+
+// SpeakerReport is what a speaker reports about itself.
+type SpeakerReport struct {
+	// Announcements are the addresses this node announces now.
+	// +optional
+	// +kubebuilder:validation:MaxItems=65536
+	// +listType=map
+	// +listMapKey=ip
+	// +listMapKey=mode
+	Announcements []Announcement `json:"announcements,omitempty"`
+	// AnnouncedCount is the number of announcements, for printing.
+	// +optional
+	AnnouncedCount int32 `json:"announcedCount"`
+	// Members are the nodes whose speakers this speaker sees alive, itself included.
+	// +optional
+	// +kubebuilder:validation:MaxItems=5000
+	// +listType=set
+	Members []string `json:"members,omitempty"`
+	// Conditions: Ready (the speaker has joined its peers and applies its plan).
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// SpeakerStatusList is a list of SpeakerStatuses.
+// +kubebuilder:object:root=true
+type SpeakerStatusList struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ListMeta `json:"metadata,omitzero"`
+	Items           []SpeakerStatus `json:"items"`
+}
+
+func init() {
+	knownTypes = append(knownTypes, &SpeakerStatus{}, &SpeakerStatusList{})
+}

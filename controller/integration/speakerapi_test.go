@@ -1,0 +1,88 @@
+package integration
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/vipcast/vipcast/api/v1alpha1"
+)
+
+// The speakers' kinds are validated by the API server from their schemas: what a user writes
+// wrong is rejected with a message that says where.
+func TestSpeakerKindsValidation(t *testing.T) {
+	ctx := context.Background()
+	adv := func(name string, mutate func(*v1alpha1.L2AdvertisementSpec)) *v1alpha1.L2Advertisement {
+		a := &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		mutate(&a.Spec)
+		return a
+	}
+	report := func(name string, ann v1alpha1.Announcement) *v1alpha1.SpeakerStatus {
+		return &v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Status: v1alpha1.SpeakerReport{Announcements: []v1alpha1.Announcement{ann}}}
+	}
+	for _, tc := range []struct {
+		name string
+		obj  client.Object
+		want string // "" = accepted
+	}{
+		{"empty advertisement selects everything", adv("l2-all", func(*v1alpha1.L2AdvertisementSpec) {}), ""},
+		{"full advertisement", adv("l2-full", func(s *v1alpha1.L2AdvertisementSpec) {
+			s.IPAddressPools = []string{"web"}
+			s.IPAddressPoolSelectors = []metav1.LabelSelector{{MatchLabels: map[string]string{"tier": "edge"}}}
+			s.NodeSelectors = []metav1.LabelSelector{{MatchLabels: map[string]string{"edge": "true"}}}
+			s.ServiceSelectors = []metav1.LabelSelector{{MatchLabels: map[string]string{"app": "web"}}}
+			s.Interfaces = []v1alpha1.InterfaceName{"eth0", "bond0.100"}
+		}), ""},
+		{"interface with a slash", adv("l2-slash", func(s *v1alpha1.L2AdvertisementSpec) {
+			s.Interfaces = []v1alpha1.InterfaceName{"eth0/1"}
+		}), "spec.interfaces[0]"},
+		{"interface name too long", adv("l2-long", func(s *v1alpha1.L2AdvertisementSpec) {
+			s.Interfaces = []v1alpha1.InterfaceName{"averyveryverylongname"}
+		}), "spec.interfaces[0]"},
+		{"a pool named twice", adv("l2-dup", func(s *v1alpha1.L2AdvertisementSpec) {
+			s.IPAddressPools = []string{"web", "web"}
+		}), "spec.ipAddressPools[1]"},
+		{"speaker status", report("node-a", v1alpha1.Announcement{IP: "192.0.2.1", Mode: v1alpha1.ModeL2, Interfaces: []v1alpha1.InterfaceName{"eth0"}}), ""},
+		{"unknown announcement mode", report("node-b", v1alpha1.Announcement{IP: "192.0.2.1", Mode: "Carrier pigeon"}), "status.announcements[0].mode"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := createWithStatus(ctx, tc.obj)
+			if tc.want == "" {
+				must(t, err)
+				must(t, k8s.Delete(ctx, tc.obj))
+				return
+			}
+			if err == nil {
+				_ = k8s.Delete(ctx, tc.obj)
+				t.Fatal("accepted")
+			}
+			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q, want an Invalid error about %s", err, tc.want)
+			}
+		})
+	}
+}
+
+// createWithStatus creates obj and, for a SpeakerStatus, writes its status through the
+// status subresource as a speaker does (removing the object when that is rejected).
+func createWithStatus(ctx context.Context, obj client.Object) error {
+	st, ok := obj.(*v1alpha1.SpeakerStatus)
+	if !ok {
+		return k8s.Create(ctx, obj)
+	}
+	report := st.Status
+	if err := k8s.Create(ctx, st); err != nil {
+		return err
+	}
+	st.Status = report
+	if err := k8s.Status().Update(ctx, st); err != nil {
+		_ = k8s.Delete(ctx, st)
+		return err
+	}
+	return nil
+}
