@@ -60,6 +60,8 @@ test: tools-test lab-deps verify lint build ## Every test (as root): unit, prope
 fuzz: ## Run each fuzz target for a while (FUZZTIME, default 30s).
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $${FUZZTIME:-30s} ./internal/iprange/
 	$(GO) test -run XXX -fuzz FuzzParseRequestedIPs -fuzztime $${FUZZTIME:-30s} ./controller/internal/service/
+	$(GO) test -run XXX -fuzz FuzzARPFrame -fuzztime $${FUZZTIME:-30s} ./speaker/internal/layer2/
+	$(GO) test -run XXX -fuzz FuzzNDPMessage -fuzztime $${FUZZTIME:-30s} ./speaker/internal/layer2/
 
 .PHONY: bench
 bench: tools-test build ## Benchmarks: allocator Go benchmarks and 10,000 Services on a real control plane.

@@ -13,39 +13,53 @@ import (
 	"github.com/vishvananda/netns"
 )
 
+// InNetns runs fn on a thread inside the named network namespace. Sockets fn opens stay in
+// that namespace for good, so a test on the host can run a node's network code (an ARP
+// responder, a client) in-process; goroutines fn starts run elsewhere and must only use
+// sockets opened by fn.
+func InNetns(name string, fn func() error) error {
+	target, err := netns.GetFromName(name)
+	if err != nil {
+		return fmt.Errorf("opening network namespace %s: %w", name, err)
+	}
+	defer target.Close()
+	runtime.LockOSThread()
+	home, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer home.Close()
+	if err := netns.Set(target); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("entering network namespace %s: %w", name, err)
+	}
+	fnErr := fn()
+	if err := netns.Set(home); err != nil {
+		// The thread stays locked and so dies with this goroutine, never to be reused in the
+		// wrong namespace.
+		return fmt.Errorf("leaving network namespace %s: %w", name, err)
+	}
+	runtime.UnlockOSThread()
+	return fnErr
+}
+
 // DialerIn returns a dial function whose connections start inside the named network
-// namespace: the socket is made on a thread moved into that namespace and keeps living
-// there, so a test on the host can act as the client, a pod or the router.
+// namespace (see InNetns), so a test on the host can act as the client, a pod or the router.
 func DialerIn(name string) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		target, err := netns.GetFromName(name)
-		if err != nil {
-			return nil, fmt.Errorf("opening network namespace %s: %w", name, err)
-		}
-		defer target.Close()
-		runtime.LockOSThread()
-		home, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			return nil, err
-		}
-		defer home.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			return nil, fmt.Errorf("entering network namespace %s: %w", name, err)
-		}
-		var d net.Dialer
-		conn, dialErr := d.DialContext(ctx, network, addr)
-		if err := netns.Set(home); err != nil {
-			// The thread stays locked and so dies with this goroutine, never to be reused in
-			// the wrong namespace.
+	return func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
+		nsErr := InNetns(name, func() error {
+			var d net.Dialer
+			conn, err = d.DialContext(ctx, network, addr)
+			return nil
+		})
+		if nsErr != nil {
 			if conn != nil {
 				conn.Close()
 			}
-			return nil, fmt.Errorf("leaving network namespace %s: %w", name, err)
+			return nil, nsErr
 		}
-		runtime.UnlockOSThread()
-		return conn, dialErr
+		return conn, err
 	}
 }
 

@@ -1,0 +1,174 @@
+package layer2
+
+import (
+	"errors"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+// Stats counts what the announcer saw and sent.
+type Stats struct {
+	ARPRequests, ARPReplies             atomic.Uint64 // requests for owned addresses, replies sent
+	NDPSolicitations, NDPAdvertisements atomic.Uint64 // the same for NDP
+	Gratuitous                          atomic.Uint64 // gratuitous ARP / unsolicited NA sent
+	Dropped                             atomic.Uint64 // frames that could not be read or parsed
+}
+
+// Burst is when gratuitous announcements go out after taking an address over: at once, then
+// again in case the first ones were lost or a neighbour was busy.
+var Burst = []time.Duration{0, 100 * time.Millisecond, 300 * time.Millisecond, time.Second, 2 * time.Second}
+
+// Announcer owns addresses on interfaces. Apply gives it the full desired set; it changes
+// only what differs, stops answering for a dropped address at once, and announces a new one
+// with a Burst of gratuitous packets.
+type Announcer struct {
+	Stats Stats
+	log   logr.Logger
+
+	mu     sync.RWMutex
+	owned  map[netip.Addr]map[string]bool // address → interfaces
+	ifaces map[string]*responder
+	gen    map[netip.Addr]uint64 // bumped on every take-over, so an old burst stops
+	next   uint64
+	closed bool
+}
+
+// New makes an announcer that owns nothing yet.
+func New(log logr.Logger) *Announcer {
+	return &Announcer{log: log, owned: map[netip.Addr]map[string]bool{}, ifaces: map[string]*responder{}, gen: map[netip.Addr]uint64{}}
+}
+
+func (a *Announcer) ownsOn(iface string) func(netip.Addr) bool {
+	return func(addr netip.Addr) bool {
+		a.mu.RLock()
+		defer a.mu.RUnlock()
+		return a.owned[addr][iface]
+	}
+}
+
+// Owned returns the addresses owned now and their interfaces.
+func (a *Announcer) Owned() map[netip.Addr][]string {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	out := make(map[netip.Addr][]string, len(a.owned))
+	for addr, ifs := range a.owned {
+		out[addr] = slices.Sorted(maps.Keys(ifs))
+	}
+	return out
+}
+
+// Apply makes want (address → interface names) the owned set. An interface that cannot be
+// opened is reported in the error; the addresses on the other interfaces are applied.
+func (a *Announcer) Apply(want map[netip.Addr][]string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return errors.New("announcer closed")
+	}
+	var errs []error
+	// Drop first: stop answering for what is no longer ours.
+	for addr, ifs := range a.owned {
+		for name := range ifs {
+			if !slices.Contains(want[addr], name) {
+				delete(ifs, name)
+				a.ifaces[name].leave(addr)
+			}
+		}
+		if len(ifs) == 0 {
+			delete(a.owned, addr)
+			delete(a.gen, addr)
+		}
+	}
+	for addr, names := range want {
+		for _, name := range names {
+			if a.owned[addr][name] {
+				continue
+			}
+			r, err := a.responder(name)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if err := r.join(addr); err != nil {
+				errs = append(errs, err)
+			}
+			if a.owned[addr] == nil {
+				a.owned[addr] = map[string]bool{}
+			}
+			a.owned[addr][name] = true
+			a.next++
+			a.gen[addr] = a.next
+			go a.burst(r, addr, name, a.next)
+		}
+	}
+	a.closeUnused()
+	return errors.Join(errs...)
+}
+
+// responder returns the open responder of an interface, opening it on first use. Called
+// with a.mu held.
+func (a *Announcer) responder(name string) (*responder, error) {
+	if r := a.ifaces[name]; r != nil {
+		return r, nil
+	}
+	r, err := openResponder(name, a.ownsOn(name), &a.Stats, a.log)
+	if err != nil {
+		return nil, err
+	}
+	a.ifaces[name] = r
+	return r, nil
+}
+
+func (a *Announcer) closeUnused() {
+	used := map[string]bool{}
+	for _, ifs := range a.owned {
+		for n := range ifs {
+			used[n] = true
+		}
+	}
+	for n, r := range a.ifaces {
+		if !used[n] {
+			delete(a.ifaces, n)
+			go r.close()
+		}
+	}
+}
+
+// burst sends the gratuitous announcements of one take-over, stopping when the address is
+// dropped or taken over again.
+func (a *Announcer) burst(r *responder, addr netip.Addr, iface string, gen uint64) {
+	start := time.Now()
+	for _, at := range Burst {
+		time.Sleep(time.Until(start.Add(at)))
+		a.mu.RLock()
+		current := a.gen[addr] == gen && a.owned[addr][iface]
+		a.mu.RUnlock()
+		if !current {
+			return
+		}
+		if err := r.announce(addr); err != nil {
+			a.log.V(1).Info("Cannot send gratuitous announcement", "ip", addr.String(), "interface", iface, "error", err.Error())
+			continue
+		}
+		a.Stats.Gratuitous.Add(1)
+	}
+}
+
+// Close stops answering for everything and closes the sockets.
+func (a *Announcer) Close() {
+	a.mu.Lock()
+	a.closed = true
+	a.owned = map[netip.Addr]map[string]bool{}
+	ifaces := a.ifaces
+	a.ifaces = map[string]*responder{}
+	a.mu.Unlock()
+	for _, r := range ifaces {
+		r.close()
+	}
+}

@@ -1,0 +1,171 @@
+package layer2_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/vipcast/vipcast/speaker/internal/layer2"
+	"github.com/vipcast/vipcast/test/lab"
+)
+
+// labIndex keeps this package's lab apart from the others'.
+const labIndex = 4
+
+var (
+	vip4 = netip.MustParseAddr("192.0.2.240")
+	vip6 = netip.MustParseAddr("2001:db8::240")
+)
+
+func TestMain(m *testing.M) {
+	lab.ServeChild()
+	os.Exit(m.Run())
+}
+
+// upLab brings up a two-node lab with a pod on each node behind a Service whose
+// LoadBalancer status holds the test addresses (written by hand: no controller here).
+func upLab(t *testing.T) *lab.Lab {
+	t.Helper()
+	if os.Getenv("VIPCAST_LAB") != "1" {
+		t.Skip("the lab tests need root and VIPCAST_LAB=1 (make test sets it)")
+	}
+	l, err := lab.Up(t.Context(), lab.Config{Index: labIndex, Nodes: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(l.Logs(30))
+		}
+		l.Down(context.Background())
+	})
+	ctx := t.Context()
+	if _, err := l.Deploy(ctx, lab.Workload{Namespace: "default", Name: "web", Labels: map[string]string{"app": "web"}, Replicas: 2}); err != nil {
+		t.Fatal(err)
+	}
+	dual := corev1.IPFamilyPolicyRequireDualStack
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "web"}, IPFamilyPolicy: &dual,
+			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}}},
+	}
+	if err := l.Kube.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	vip := corev1.LoadBalancerIPModeVIP
+	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: vip4.String(), IPMode: &vip}, {IP: vip6.String(), IPMode: &vip}}
+	if err := l.Kube.Status().Update(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// announcerOn starts an announcer inside a node's namespace.
+func announcerOn(t *testing.T, n *lab.Node) (*layer2.Announcer, func(map[netip.Addr][]string)) {
+	t.Helper()
+	a := layer2.New(testr.New(t))
+	t.Cleanup(a.Close)
+	apply := func(want map[netip.Addr][]string) {
+		t.Helper()
+		if err := lab.InNetns(n.Netns, func() error { return a.Apply(want) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return a, apply
+}
+
+func neighbourMAC(ctx context.Context, l *lab.Lab, addr netip.Addr) string {
+	out, _ := l.Router.Exec(ctx, "ip", "neigh", "show", addr.String(), "dev", "eth0")
+	if f := strings.Fields(out); len(f) >= 3 && f[1] == "lladdr" {
+		return f[2]
+	}
+	return ""
+}
+
+// arpingMACs lists the MAC of every reply arping printed ("60 bytes from <mac> (<ip>): ...").
+func arpingMACs(out string) []string {
+	var macs []string
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 3 && f[1] == "bytes" && f[2] == "from" {
+			macs = append(macs, f[3])
+		}
+	}
+	return macs
+}
+
+func eventually(t *testing.T, what string, f func(ctx context.Context) error) {
+	t.Helper()
+	var last error
+	if err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		last = f(ctx)
+		return last == nil, nil
+	}); err != nil {
+		t.Fatalf("%s: %v", what, last)
+	}
+}
+
+func TestAnnouncerInTheLab(t *testing.T) {
+	l := upLab(t)
+	ctx := t.Context()
+	n1, n2 := l.Nodes[0], l.Nodes[1]
+	a1, apply1 := announcerOn(t, n1)
+	_, apply2 := announcerOn(t, n2)
+	both := map[netip.Addr][]string{vip4: {"eth0"}, vip6: {"eth0"}}
+	apply1(both)
+
+	// The client reaches both addresses through the router, which resolves them to node-1.
+	for _, vip := range []netip.Addr{vip4, vip6} {
+		eventually(t, fmt.Sprintf("the client reaches %s", vip), func(ctx context.Context) error {
+			_, err := lab.Get(ctx, l.ClientNetns, lab.URL(vip, 80), time.Second)
+			return err
+		})
+		if got := neighbourMAC(ctx, l, vip); got != n1.MAC {
+			t.Errorf("the router has %s at %q, want node-1's %s", vip, got, n1.MAC)
+		}
+	}
+	// Exactly one MAC answers ARP.
+	out, err := l.Router.Exec(ctx, "arping", "-c", "3", "-w", "3", "-I", "eth0", vip4.String())
+	if err != nil {
+		t.Fatalf("arping: %v\n%s", err, out)
+	}
+	if macs := arpingMACs(out); len(macs) != 3 || macs[0] != n1.MAC || macs[1] != n1.MAC || macs[2] != n1.MAC {
+		t.Errorf("3 ARP requests should get 3 replies, all from %s; got %v:\n%s", n1.MAC, macs, out)
+	}
+	if a1.Stats.ARPReplies.Load() == 0 || a1.Stats.NDPAdvertisements.Load() == 0 || a1.Stats.Gratuitous.Load() == 0 {
+		t.Errorf("stats: %d ARP replies, %d NDP advertisements, %d gratuitous", a1.Stats.ARPReplies.Load(), a1.Stats.NDPAdvertisements.Load(), a1.Stats.Gratuitous.Load())
+	}
+
+	// Hand over to node-2: node-1 stops answering at once; node-2's gratuitous burst moves
+	// the router's caches, and the client keeps going.
+	probe := lab.StartProbe(l.ClientNetns, lab.URL(vip4, 80), 10*time.Millisecond, 500*time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
+	apply1(nil)
+	apply2(both)
+	for _, vip := range []netip.Addr{vip4, vip6} {
+		eventually(t, fmt.Sprintf("the router moves %s to node-2", vip), func(ctx context.Context) error {
+			if got := neighbourMAC(ctx, l, vip); got != n2.MAC {
+				return fmt.Errorf("at %q", got)
+			}
+			return nil
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	res := probe.Stop()
+	t.Logf("hand-over: %d requests, %d failed, longest gap %s", len(res.Samples), res.Failed(), res.Longest())
+	if res.Samples[len(res.Samples)-1].Err != nil {
+		t.Errorf("the client lost the address after the hand-over: %v", res.Samples[len(res.Samples)-1].Err)
+	}
+	if a1.Owned()[vip4] != nil {
+		t.Error("node-1 still owns the address it gave up")
+	}
+}
