@@ -34,6 +34,7 @@ generate: ## Regenerate deepcopy code, CRDs and RBAC with controller-gen.
 	$(BIN)/controller-gen object paths=./api/...
 	$(BIN)/controller-gen crd:crdVersions=v1 rbac:roleName=vipcast-controller paths=./api/... paths=./controller/... \
 		output:crd:artifacts:config=config/crd output:rbac:artifacts:config=config/rbac
+	$(BIN)/controller-gen rbac:roleName=vipcast-speaker paths=./speaker/... output:rbac:artifacts:config=config/rbac/speaker
 
 .PHONY: verify
 verify: generate ## Fail when generated files are stale or code is not gofmt-clean.
@@ -43,6 +44,7 @@ verify: generate ## Fail when generated files are stale or code is not gofmt-cle
 .PHONY: build
 build: ## Build the binaries into bin/ (and the lab's command, vipcast-lab).
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/vipcast-controller ./controller
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/vipcast-speaker ./speaker
 	$(GO) build -o $(BIN)/vipcast-lab ./test/lab/cmd/vipcast-lab
 
 .PHONY: lint

@@ -24,9 +24,23 @@ import (
 // the router to a node until a speaker announces them.
 var poolAddresses = []v1alpha1.AddressRange{"203.0.113.0/24", "2001:db8:203::/120"}
 
+// l2Pool is on the fabric and announced over ARP/NDP by the speakers; Services ask for it by
+// name (it is not handed out otherwise).
+const l2Pool = "l2"
+
 func createPool(ctx context.Context) error {
-	pool := &v1alpha1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "e2e"}, Spec: v1alpha1.IPAddressPoolSpec{Addresses: poolAddresses}}
-	return cluster.Kube.Create(ctx, pool)
+	no := false
+	for _, o := range []client.Object{
+		&v1alpha1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "e2e"}, Spec: v1alpha1.IPAddressPoolSpec{Addresses: poolAddresses}},
+		&v1alpha1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: l2Pool}, Spec: v1alpha1.IPAddressPoolSpec{
+			Addresses: []v1alpha1.AddressRange{"192.0.2.240/28", "2001:db8::240/124"}, AutoAssign: &no}},
+		&v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: l2Pool}, Spec: v1alpha1.L2AdvertisementSpec{IPAddressPools: []string{l2Pool}}},
+	} {
+		if err := cluster.Kube.Create(ctx, o); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // namespace makes a Kubernetes namespace for one test.

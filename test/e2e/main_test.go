@@ -44,9 +44,11 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(binDir)
 	// The binaries under test are built from this tree, never taken stale from bin/.
-	if out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "vipcast-controller"), "../../controller").CombinedOutput(); err != nil {
-		fmt.Printf("building the controller: %v\n%s", err, out)
-		return 1
+	for _, prog := range []string{"controller", "speaker"} {
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "vipcast-"+prog), "../../"+prog).CombinedOutput(); err != nil {
+			fmt.Printf("building the %s: %v\n%s", prog, err, out)
+			return 1
+		}
 	}
 	start := time.Now()
 	cluster, err = lab.Up(ctx, lab.Config{Index: labIndex, Nodes: 3, Log: func(f string, a ...any) {
@@ -64,6 +66,10 @@ func run(m *testing.M) int {
 		return 1
 	}
 	if err := createPool(ctx); err != nil {
+		fmt.Println("e2e:", err)
+		return 1
+	}
+	if err := cluster.StartSpeakers(filepath.Join(binDir, "vipcast-speaker"), "--zap-log-level=debug"); err != nil {
 		fmt.Println("e2e:", err)
 		return 1
 	}

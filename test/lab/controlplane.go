@@ -139,8 +139,9 @@ func (l *Lab) waitAPIServer(ctx context.Context) error {
 	return err
 }
 
-// installAPI installs vipcast's CRDs and binds the controller's ClusterRole to the user
-// "vipcast-controller", so the controller runs with exactly the RBAC the project ships.
+// installAPI installs vipcast's CRDs and binds each ClusterRole the project ships
+// (config/rbac/role.yaml for the controller, config/rbac/speaker/role.yaml for the speaker)
+// to a user of the same name, so vipcast runs in the lab with exactly the shipped RBAC.
 func (l *Lab) installAPI(ctx context.Context) error {
 	root := l.cfg.Root
 	if _, err := envtest.InstallCRDs(l.Rest, envtest.CRDInstallOptions{
@@ -148,29 +149,34 @@ func (l *Lab) installAPI(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("installing CRDs: %w", err)
 	}
-	b, err := os.ReadFile(filepath.Join(root, "config", "rbac", "role.yaml"))
-	if err != nil {
-		return err
-	}
-	var role rbacv1.ClusterRole
-	if err := yaml.Unmarshal(b, &role); err != nil {
-		return err
-	}
-	binding := &rbacv1.ClusterRoleBinding{
-		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: ControllerUser}},
-	}
-	binding.Name = role.Name
-	for _, o := range []client.Object{&role, binding} {
-		if err := l.Kube.Create(ctx, o); err != nil {
-			return fmt.Errorf("creating %s: %w", o.GetName(), err)
+	for _, file := range []string{"role.yaml", filepath.Join("speaker", "role.yaml")} {
+		b, err := os.ReadFile(filepath.Join(root, "config", "rbac", file))
+		if err != nil {
+			return err
+		}
+		var role rbacv1.ClusterRole
+		if err := yaml.Unmarshal(b, &role); err != nil {
+			return err
+		}
+		binding := &rbacv1.ClusterRoleBinding{
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+			Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: role.Name}},
+		}
+		binding.Name = role.Name
+		for _, o := range []client.Object{&role, binding} {
+			if err := l.Kube.Create(ctx, o); err != nil {
+				return fmt.Errorf("creating %s: %w", o.GetName(), err)
+			}
 		}
 	}
 	return nil
 }
 
-// ControllerUser is the identity the lab gives the vipcast controller.
-const ControllerUser = "vipcast-controller"
+// The identities the lab gives vipcast's programs, bound to the ClusterRoles of the same name.
+const (
+	ControllerUser = "vipcast-controller"
+	SpeakerUser    = "vipcast-speaker"
+)
 
 // StartController runs a vipcast controller binary in the control-plane namespace as
 // ControllerUser, with leader election on and extra flags appended. Name tells replicas
@@ -183,4 +189,28 @@ func (l *Lab) StartController(name, binary string, extra ...string) (*Process, e
 	args := append([]string{binary, "--kubeconfig=" + kc, "--leader-election-namespace=kube-system",
 		"--metrics-bind-address=127.0.0.1:0", "--health-probe-bind-address=127.0.0.1:0"}, extra...)
 	return l.Run("cp/"+name, l.ns("cp"), nil, args...)
+}
+
+// SpeakerKey is the gossip key the lab's speakers share (base64 of 32 bytes).
+const SpeakerKey = "dmlwY2FzdC1sYWItZ29zc2lwLWtleS0zMi1ieXRlcyE="
+
+// StartSpeakers runs a vipcast speaker binary in every node namespace as SpeakerUser, with
+// the lab's gossip key and extra flags appended. PowerOn restarts them.
+func (l *Lab) StartSpeakers(binary string, extra ...string) error {
+	kc, err := l.KubeconfigFor(SpeakerUser, nil, true)
+	if err != nil {
+		return err
+	}
+	key := filepath.Join(l.Dir, "memberlist.key")
+	if err := os.WriteFile(key, []byte(SpeakerKey), 0o600); err != nil {
+		return err
+	}
+	for _, n := range l.Nodes {
+		args := append([]string{binary, "--node-name=" + n.Name, "--kubeconfig=" + kc, "--memberlist-key-file=" + key,
+			"--metrics-bind-address=127.0.0.1:7474", "--health-probe-bind-address=127.0.0.1:7475"}, extra...)
+		if _, err := n.Run("speaker", nil, args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }

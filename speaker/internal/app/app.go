@@ -1,0 +1,159 @@
+package app
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/speaker/internal/layer2"
+	"github.com/vipcast/vipcast/speaker/internal/membership"
+)
+
+// +kubebuilder:rbac:groups="",resources=services;nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+// +kubebuilder:rbac:groups=vipcast.io,resources=ipaddresspools;l2advertisements,verbs=get;list;watch
+// +kubebuilder:rbac:groups=vipcast.io,resources=speakerstatuses,verbs=get;create
+// +kubebuilder:rbac:groups=vipcast.io,resources=speakerstatuses/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Options are the speaker's settings; main fills them from flags.
+type Options struct {
+	Node        string
+	LBClass     string
+	MetricsAddr string
+	ProbeAddr   string
+	// BindAddr is where memberlist listens; empty: the node's InternalIP.
+	BindAddr string
+	Port     int
+	// KeyFile holds the gossip key (base64, or 16/24/32 raw bytes).
+	KeyFile string
+	Timers  membership.Timers
+	// Resync replans this often even when nothing changed.
+	Resync time.Duration
+	// Leave is how long a graceful stop waits for the leave message to go out.
+	Leave time.Duration
+}
+
+// Run runs the speaker until ctx ends, then leaves gracefully.
+func Run(ctx context.Context, cfg *rest.Config, o Options) error {
+	if o.Node == "" {
+		return errors.New("the node name is required (--node-name or NODE_NAME)")
+	}
+	log := ctrl.Log.WithName("speaker").WithValues("node", o.Node)
+	scheme := runtime.NewScheme()
+	if err := errors.Join(clientgoscheme.AddToScheme(scheme), v1alpha1.AddToScheme(scheme)); err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress: o.ProbeAddr,
+		Cache:                  cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+	})
+	if err != nil {
+		return fmt.Errorf("creating manager: %w", err)
+	}
+	node, err := waitNode(ctx, mgr.GetAPIReader(), o.Node)
+	if err != nil {
+		return err
+	}
+	bind := o.BindAddr
+	if bind == "" {
+		if a := nodeAddress(node, true); a.IsValid() {
+			bind = a.String()
+		} else if a := nodeAddress(node, false); a.IsValid() {
+			bind = a.String()
+		} else {
+			return fmt.Errorf("node %s has no InternalIP to bind memberlist to (set --memberlist-bind-address)", o.Node)
+		}
+	}
+	key, err := readKey(o.KeyFile)
+	if err != nil {
+		return err
+	}
+	cluster, err := membership.Start(membership.Config{Node: o.Node, BindAddr: bind, Port: o.Port, Key: key, Timers: o.Timers, Log: log.WithName("memberlist")})
+	if err != nil {
+		return err
+	}
+	ann := layer2.New(log.WithName("layer2"))
+	sp := &speaker{
+		node: o.Node, lbClass: o.LBClass, port: o.Port, client: mgr.GetClient(), cluster: cluster, ann: ann,
+		recorder: mgr.GetEventRecorder("vipcast-speaker"), log: log, resync: o.Resync, leave: o.Leave,
+		trigger: make(chan struct{}, 1), m: newMetrics(&ann.Stats),
+		status: &statusWriter{node: o.Node, client: mgr.GetClient(), reader: mgr.GetAPIReader(), log: log},
+	}
+	for _, obj := range []client.Object{&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{}, &v1alpha1.IPAddressPool{}, &v1alpha1.L2Advertisement{}} {
+		inf, err := mgr.GetCache().GetInformer(ctx, obj)
+		if err != nil {
+			return err
+		}
+		poke := func(any) { sp.poke() }
+		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: poke, DeleteFunc: poke, UpdateFunc: func(_, o any) { poke(o) }}); err != nil {
+			return err
+		}
+	}
+	if err := mgr.Add(sp); err != nil {
+		return err
+	}
+	if err := errors.Join(mgr.AddHealthzCheck("ping", healthz.Ping), mgr.AddReadyzCheck("cache", func(r *http.Request) error {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		if !mgr.GetCache().WaitForCacheSync(ctx) {
+			return errors.New("informer caches not synced")
+		}
+		return nil
+	})); err != nil {
+		return err
+	}
+	log.Info("Starting", "memberlist", fmt.Sprintf("%s:%d", bind, o.Port), "encrypted", len(key) > 0)
+	return mgr.Start(ctx)
+}
+
+// waitNode reads this node's Node object, waiting for it to exist.
+func waitNode(ctx context.Context, r client.Reader, name string) (*corev1.Node, error) {
+	var n corev1.Node
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, time.Second, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
+		last = r.Get(ctx, client.ObjectKey{Name: name}, &n)
+		return last == nil, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading Node %s: %w", name, errors.Join(err, last))
+	}
+	return &n, nil
+}
+
+// readKey reads the gossip key: base64 text, or the raw bytes. No file: no encryption.
+func readKey(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the memberlist key: %w", err)
+	}
+	text := strings.TrimSpace(string(b))
+	if k, err := base64.StdEncoding.DecodeString(text); err == nil && (len(k) == 16 || len(k) == 24 || len(k) == 32) {
+		return k, nil
+	}
+	return []byte(text), nil
+}

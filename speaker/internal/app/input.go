@@ -1,0 +1,153 @@
+package app
+
+import (
+	"net/netip"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/internal/planner"
+	"github.com/vipcast/vipcast/internal/poolset"
+)
+
+// world is what the speaker reads from the API server for one plan.
+type world struct {
+	services  []corev1.Service
+	slices    []discoveryv1.EndpointSlice
+	nodes     []corev1.Node
+	pools     []v1alpha1.IPAddressPool
+	l2        []v1alpha1.L2Advertisement
+	lbClass   string
+	members   map[string]bool
+	badAdvert func(name string, err error)
+}
+
+// input turns the objects into the planner's plain values.
+func (w world) input() planner.Input {
+	in := planner.Input{Members: w.members, Nodes: map[string]planner.Node{}, PoolLabels: map[string]map[string]string{}}
+	for _, n := range w.nodes {
+		pn := planner.Node{Name: n.Name, Labels: n.Labels}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeNetworkUnavailable && c.Status == corev1.ConditionTrue {
+				pn.NetworkUnavailable = true
+			}
+		}
+		in.Nodes[n.Name] = pn
+	}
+	for _, p := range w.pools {
+		in.PoolLabels[p.Name] = p.Labels
+	}
+	snap := poolset.Build(w.pools)
+	endpoints := endpointNodes(w.slices)
+	for i := range w.services {
+		s := &w.services[i]
+		if !handled(s, w.lbClass) {
+			continue
+		}
+		ps := planner.Service{Key: s.Namespace + "/" + s.Name, Labels: s.Labels,
+			Local: s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}
+		if ps.Local {
+			ps.EndpointNodes = endpoints[ps.Key]
+			if s.Spec.PublishNotReadyAddresses {
+				ps.EndpointNodes = endpointNodesAny(w.slices, s)
+			}
+		}
+		for _, in := range s.Status.LoadBalancer.Ingress {
+			if a, err := netip.ParseAddr(in.IP); err == nil {
+				ps.IPs = append(ps.IPs, planner.IP{Addr: a, Pools: snap.DeclaringPools(a)})
+			}
+		}
+		if len(ps.IPs) > 0 {
+			in.Services = append(in.Services, ps)
+		}
+	}
+	for _, ad := range w.l2 {
+		c, err := compileL2(ad)
+		if err != nil {
+			w.badAdvert(ad.Name, err)
+			continue
+		}
+		in.L2 = append(in.L2, c)
+	}
+	return in
+}
+
+func handled(s *corev1.Service, class string) bool {
+	if s.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		return false
+	}
+	if s.Spec.LoadBalancerClass == nil {
+		return class == ""
+	}
+	return *s.Spec.LoadBalancerClass == class
+}
+
+// endpointNodes maps each Service (namespace/name) to the nodes with a ready endpoint.
+func endpointNodes(slices []discoveryv1.EndpointSlice) map[string]map[string]bool {
+	out := map[string]map[string]bool{}
+	for _, sl := range slices {
+		svc := sl.Labels[discoveryv1.LabelServiceName]
+		if svc == "" {
+			continue
+		}
+		key := sl.Namespace + "/" + svc
+		for _, e := range sl.Endpoints {
+			if e.NodeName == nil || (e.Conditions.Ready != nil && !*e.Conditions.Ready) {
+				continue
+			}
+			if out[key] == nil {
+				out[key] = map[string]bool{}
+			}
+			out[key][*e.NodeName] = true
+		}
+	}
+	return out
+}
+
+// endpointNodesAny is every node with an endpoint of s, ready or not.
+func endpointNodesAny(slices []discoveryv1.EndpointSlice, s *corev1.Service) map[string]bool {
+	out := map[string]bool{}
+	for _, sl := range slices {
+		if sl.Namespace == s.Namespace && sl.Labels[discoveryv1.LabelServiceName] == s.Name {
+			for _, e := range sl.Endpoints {
+				if e.NodeName != nil {
+					out[*e.NodeName] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
+func compileL2(ad v1alpha1.L2Advertisement) (planner.L2Advertisement, error) {
+	c := planner.L2Advertisement{Name: ad.Name, Pools: ad.Spec.IPAddressPools}
+	var err error
+	if c.PoolSelectors, err = selectors(ad.Spec.IPAddressPoolSelectors); err != nil {
+		return c, err
+	}
+	if c.ServiceSelectors, err = selectors(ad.Spec.ServiceSelectors); err != nil {
+		return c, err
+	}
+	if c.NodeSelectors, err = selectors(ad.Spec.NodeSelectors); err != nil {
+		return c, err
+	}
+	for _, i := range ad.Spec.Interfaces {
+		c.Interfaces = append(c.Interfaces, string(i))
+	}
+	return c, nil
+}
+
+func selectors(in []metav1.LabelSelector) ([]labels.Selector, error) {
+	out := make([]labels.Selector, 0, len(in))
+	for i := range in {
+		s, err := metav1.LabelSelectorAsSelector(&in[i])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
