@@ -1,8 +1,10 @@
 // Command demo shows vipcast in the network-namespace lab: a real cluster (etcd,
 // kube-apiserver, kube-controller-manager, kube-proxy on three nodes), a router and a client
-// behind it. It applies the sample pool, runs a small web workload behind a LoadBalancer
-// Service, shows the EXTERNAL-IP vipcast gives it and reaches it from the client through the
-// router and kube-proxy. With --check it fails unless all of that worked.
+// behind it. It runs the controller and a speaker per node, applies the sample pool and
+// L2Advertisement, runs a small web workload behind a LoadBalancer Service, shows the
+// EXTERNAL-IP vipcast gives it, which node answers ARP for it, reaches it from the client,
+// then cuts the power of that node and prints how long the client saw no answer. With
+// --check it fails unless all of that worked.
 package main
 
 import (
@@ -71,17 +73,22 @@ func run(check bool) error {
 }
 
 func (d *demo) show(check bool) error {
-	step("starting the vipcast controller (as user " + lab.ControllerUser + ", with the project's RBAC)")
+	step("starting the vipcast controller and a speaker on every node (with the project's RBAC)")
 	if _, err := d.lab.StartController("controller", filepath.Join(d.root, "bin", "vipcast-controller")); err != nil {
 		return err
 	}
-	step("running the web workload: three pods, one per node, each an HTTP server in its own namespace")
-	if _, err := d.lab.Deploy(d.ctx, lab.Workload{Namespace: "default", Name: "web", Labels: map[string]string{"app": "web"}, Replicas: 3}); err != nil {
+	if err := d.lab.StartSpeakers(filepath.Join(d.root, "bin", "vipcast-speaker")); err != nil {
 		return err
 	}
-	step("applying the sample pool and Service")
+	step("running the web workload: three pods, one per node, each an HTTP server in its own namespace")
+	pods, err := d.lab.Deploy(d.ctx, lab.Workload{Namespace: "default", Name: "web", Labels: map[string]string{"app": "web"}, Replicas: 3})
+	if err != nil {
+		return err
+	}
+	step("applying the sample pool, L2Advertisement and Service")
 	samples := filepath.Join(d.root, "config", "samples")
-	if err := d.kubectl("apply", "-f", filepath.Join(samples, "ipaddresspool.yaml"), "-f", filepath.Join(samples, "service.yaml")); err != nil {
+	if err := d.kubectl("apply", "-f", filepath.Join(samples, "ipaddresspool.yaml"), "-f", filepath.Join(samples, "l2advertisement.yaml"),
+		"-f", filepath.Join(samples, "service.yaml")); err != nil {
 		return err
 	}
 	step("waiting for the EXTERNAL-IP")
@@ -94,38 +101,102 @@ func (d *demo) show(check bool) error {
 			return err
 		}
 	}
-	node := d.lab.Nodes[0]
-	step(fmt.Sprintf("routing %s and %s to %s by hand on the router (the speaker will announce them instead)", v4, v6, node.Name))
-	for _, r := range []struct{ vip, via netip.Addr }{{v4, node.IPv4}, {v6, node.IPv6}} {
-		if err := d.lab.Router.Route(d.ctx, r.vip, r.via); err != nil {
-			return err
-		}
-		family := "-4"
-		if r.vip.Is6() {
-			family = "-6"
-		}
-		out, _ := d.lab.Router.Exec(d.ctx, "ip", family, "route", "show", r.vip.String())
-		fmt.Printf("router$ ip %s route show %s\n%s\n", family, r.vip, out)
+	owner, err := d.owner(v4, "")
+	if err != nil {
+		return err
 	}
+	if err := d.kubectl("get", "speakerstatuses"); err != nil {
+		return err
+	}
+	step("who answers ARP for " + v4.String() + "? (arping from the router)")
+	out, _ := d.lab.Router.Exec(d.ctx, "arping", "-c", "2", "-w", "2", "-I", "eth0", v4.String())
+	fmt.Printf("router$ arping -c 2 %s\n%s\n", v4, out)
+	fmt.Printf("%s is %s: vipcast elected it among the live speakers\n", owner.MAC, owner.Name)
 	step("the client (" + d.lab.ClientIPv4.String() + ", " + d.lab.ClientIPv6.String() + ") behind the router sends requests to the EXTERNAL-IPs")
-	pods := map[string]bool{}
+	seen := map[string]bool{}
 	for _, vip := range []netip.Addr{v4, v4, v4, v4, v6, v6, v6, v6} {
 		r, err := d.get(vip)
 		if err != nil {
 			return err
 		}
-		pods[r.Pod] = true
+		seen[r.Pod] = true
 	}
 	if err := d.kubectl("get", "ipaddresspools"); err != nil {
 		return err
 	}
-	if check && len(pods) < 2 {
-		return fmt.Errorf("kube-proxy should spread requests over the pods; only %v answered", pods)
+	if check && len(seen) < 2 {
+		return fmt.Errorf("kube-proxy should spread requests over the pods; only %v answered", seen)
+	}
+	gap, next, err := d.powerCut(v4, owner, pods)
+	if err != nil {
+		return err
 	}
 	if check {
-		fmt.Printf("check passed: the client reached %d pods through EXTERNAL-IPs %s and %s\n", len(pods), v4, v6)
+		fmt.Printf("check passed: the client reached %d pods through EXTERNAL-IPs %s and %s, and again %s after %s lost power (%s took over)\n",
+			len(seen), v4, v6, gap, owner.Name, next.Name)
 	}
 	return nil
+}
+
+// powerCut cuts the owner's power while the client probes the address every 10 ms, and
+// returns the longest time the client got no answer.
+func (d *demo) powerCut(vip netip.Addr, owner *lab.Node, pods []*lab.Pod) (time.Duration, *lab.Node, error) {
+	step("cutting the power of " + owner.Name + " while the client sends a request every 10 ms")
+	for _, p := range pods {
+		if p.Node == owner.Name {
+			// Kubernetes takes a dead node's pods out of Services after ~40 s; do it now so
+			// the gap below is the address moving, nothing else.
+			fmt.Printf("(taking %s, on %s, out of the Service first)\n", p.Key(), owner.Name)
+			if err := d.lab.SetPodReady(d.ctx, p, false); err != nil {
+				return 0, nil, err
+			}
+		}
+	}
+	time.Sleep(time.Second)
+	probe := lab.StartProbe(d.lab.ClientNetns, lab.URL(vip, 80), 10*time.Millisecond, 300*time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
+	if err := owner.PowerOff(d.ctx); err != nil {
+		probe.Stop()
+		return 0, nil, err
+	}
+	next, err := d.owner(vip, owner.Name)
+	if err == nil {
+		_, err = d.get(vip)
+	}
+	time.Sleep(300 * time.Millisecond)
+	res := probe.Stop()
+	if err != nil {
+		return 0, nil, err
+	}
+	fmt.Printf("%s took over %s; the client sent %d requests, %d failed, longest gap %s\n",
+		next.Name, vip, len(res.Samples), res.Failed(), res.Longest().Round(time.Millisecond))
+	return res.Longest().Round(time.Millisecond), next, nil
+}
+
+// owner waits until exactly one node other than exclude announces addr.
+func (d *demo) owner(addr netip.Addr, exclude string) (*lab.Node, error) {
+	var got string
+	var last error
+	err := wait.PollUntilContextTimeout(d.ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		var all []string
+		all, last = d.lab.Announcers(ctx, addr)
+		var live []string
+		for _, n := range all {
+			if n != exclude {
+				live = append(live, n)
+			}
+		}
+		if last == nil && len(live) == 1 {
+			got = live[0]
+			return true, nil
+		}
+		last = errors.Join(last, fmt.Errorf("announced by %v", all))
+		return false, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("no single node announces %s: %w", addr, errors.Join(err, last))
+	}
+	return d.lab.Node(got), nil
 }
 
 // get sends one request from the client, retrying while kube-proxy catches up.

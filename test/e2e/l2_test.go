@@ -28,30 +28,13 @@ func l2Service(t *testing.T, ns, name string, mutate func(*corev1.Service)) (*co
 	return svc, v4, v6
 }
 
-// announcers lists the nodes whose SpeakerStatus says they announce addr.
-func announcers(ctx context.Context, addr netip.Addr) ([]string, error) {
-	var list v1alpha1.SpeakerStatusList
-	if err := cluster.Kube.List(ctx, &list); err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, st := range list.Items {
-		for _, a := range st.Status.Announcements {
-			if a.IP == addr.String() && a.Mode == v1alpha1.ModeL2 {
-				out = append(out, st.Name)
-			}
-		}
-	}
-	return out, nil
-}
-
 // owner waits until exactly one node announces addr and returns it. With among, only those
 // nodes' reports count (a powered-off node cannot take back what it last reported).
 func owner(t *testing.T, addr netip.Addr, among ...string) *lab.Node {
 	t.Helper()
 	var got string
 	eventually(t, 30*time.Second, fmt.Sprintf("one announcer of %s (among %v)", addr, among), func(ctx context.Context) error {
-		all, err := announcers(ctx, addr)
+		all, err := cluster.Announcers(ctx, addr)
 		if err != nil {
 			return err
 		}

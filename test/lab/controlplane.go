@@ -188,7 +188,9 @@ func (l *Lab) StartController(name, binary string, extra ...string) (*Process, e
 	}
 	args := append([]string{binary, "--kubeconfig=" + kc, "--leader-election-namespace=kube-system",
 		"--metrics-bind-address=127.0.0.1:0", "--health-probe-bind-address=127.0.0.1:0"}, extra...)
-	return l.Run("cp/"+name, l.ns("cp"), nil, args...)
+	// Restarted when it exits, as by its Deployment: a controller that loses its leader lease
+	// (the API server gone too long) exits.
+	return l.start(&Process{Name: "cp/" + name, Netns: l.ns("cp"), Argv: args, Restart: true})
 }
 
 // SpeakerKey is the gossip key the lab's speakers share (base64 of 32 bytes).
@@ -208,7 +210,8 @@ func (l *Lab) StartSpeakers(binary string, extra ...string) error {
 	for _, n := range l.Nodes {
 		args := append([]string{binary, "--node-name=" + n.Name, "--kubeconfig=" + kc, "--memberlist-key-file=" + key,
 			"--metrics-bind-address=127.0.0.1:7474", "--health-probe-bind-address=127.0.0.1:7475"}, extra...)
-		if _, err := n.Run("speaker", nil, args...); err != nil {
+		// Restarted when it exits by itself, as by its DaemonSet.
+		if _, err := n.start(&Process{Name: n.Name + "/speaker", Netns: n.Netns, Argv: args, Restart: true}); err != nil {
 			return err
 		}
 	}

@@ -225,14 +225,18 @@ func (l *Lab) Logs(lines int) string {
 // Run starts a program in one of the lab's namespaces and tracks it, so Down stops it. Name
 // must be unique in the lab ("node-1/speaker").
 func (l *Lab) Run(name, netns string, env []string, argv ...string) (*Process, error) {
-	p := &Process{Name: name, Netns: netns, Argv: argv, Env: env,
-		Log: filepath.Join(l.Dir, "logs", strings.ReplaceAll(name, "/", "_")+".log")}
+	return l.start(&Process{Name: name, Netns: netns, Argv: argv, Env: env})
+}
+
+// start registers a process under its name, gives it its log file and starts it.
+func (l *Lab) start(p *Process) (*Process, error) {
+	p.Log = filepath.Join(l.Dir, "logs", strings.ReplaceAll(p.Name, "/", "_")+".log")
 	l.mu.Lock()
-	if old := l.procs[name]; old != nil && old.Running() {
+	if old := l.procs[p.Name]; old != nil && old.Running() {
 		l.mu.Unlock()
-		return nil, fmt.Errorf("a process named %s already runs", name)
+		return nil, fmt.Errorf("a process named %s already runs", p.Name)
 	}
-	l.procs[name] = p
+	l.procs[p.Name] = p
 	l.mu.Unlock()
 	return p, p.Start()
 }

@@ -82,7 +82,12 @@ func (n *Node) register(ctx context.Context) error {
 //
 //	n.Run("speaker", nil, speakerBinary, "--node-name="+n.Name, ...)
 func (n *Node) Run(name string, env []string, argv ...string) (*Process, error) {
-	p, err := n.lab.Run(n.Name+"/"+name, n.Netns, env, argv...)
+	return n.start(&Process{Name: n.Name + "/" + name, Netns: n.Netns, Env: env, Argv: argv})
+}
+
+// start runs a process of the node's (restarted by PowerOn).
+func (n *Node) start(p *Process) (*Process, error) {
+	p, err := n.lab.start(p)
 	if p != nil {
 		n.mu.Lock()
 		n.procs = slices.DeleteFunc(n.procs, func(o *Process) bool { return o.Name == p.Name })

@@ -27,11 +27,15 @@ type Process struct {
 	Env   []string
 	// Log is the file that collects the program's stdout and stderr (appended to on restart).
 	Log string
+	// Restart starts the program again a second after it exits by itself, as Kubernetes
+	// restarts a Deployment's or DaemonSet's pod; Stop and Kill do not trigger it.
+	Restart bool
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	done     chan struct{}
+	err      error
+	stopping bool
 }
 
 // Start runs the program (again). It is an error to start a running process.
@@ -58,13 +62,23 @@ func (p *Process) Start() error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting %s: %w", p.Name, err)
 	}
-	p.cmd, p.done, p.err = cmd, make(chan struct{}), nil
+	p.cmd, p.done, p.err, p.stopping = cmd, make(chan struct{}), nil, false
 	go func(cmd *exec.Cmd, done chan struct{}) {
 		err := cmd.Wait()
 		p.mu.Lock()
 		p.err = err
+		restart := p.Restart && !p.stopping
 		p.mu.Unlock()
 		close(done)
+		if restart {
+			time.Sleep(time.Second)
+			p.mu.Lock()
+			again := !p.stopping && p.cmd == cmd
+			p.mu.Unlock()
+			if again {
+				_ = p.Start()
+			}
+		}
 	}(cmd, p.done)
 	return nil
 }
@@ -96,12 +110,16 @@ func (p *Process) Exited() <-chan struct{} {
 	return p.done
 }
 
-// Signal sends sig to the program's process group.
+// Signal sends sig to the program's process group. SIGTERM and SIGKILL count as stopping it
+// (no Restart).
 func (p *Process) Signal(sig syscall.Signal) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cmd == nil || closed(p.done) {
 		return fmt.Errorf("%s is not running", p.Name)
+	}
+	if sig == syscall.SIGTERM || sig == syscall.SIGKILL {
+		p.stopping = true
 	}
 	return syscall.Kill(-p.cmd.Process.Pid, sig)
 }

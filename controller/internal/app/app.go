@@ -17,6 +17,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/controller/internal/announce"
 	"github.com/vipcast/vipcast/controller/internal/ipam"
 	"github.com/vipcast/vipcast/controller/internal/pool"
 	"github.com/vipcast/vipcast/controller/internal/service"
@@ -84,6 +85,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	}
 	if err := (&pool.Reconciler{Client: mgr.GetClient(), IPAM: state}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up pool controller: %w", err)
+	}
+	if err := (&announce.Reconciler{Client: mgr.GetClient(), Class: o.LBClass}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up announced controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err

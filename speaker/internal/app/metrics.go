@@ -40,7 +40,7 @@ func newMetrics(stats *layer2.Stats) *metrics {
 	return m
 }
 
-func (m *metrics) observe(announced, members int, _ *layer2.Stats) {
+func (m *metrics) observe(announced, members int) {
 	m.announced.Set(float64(announced))
 	m.members.Set(float64(members))
 }

@@ -97,10 +97,10 @@ func (s *speaker) sync(ctx context.Context) {
 		s.log.Error(err, "Reading the cluster state failed")
 		return
 	}
-	decisions := planner.L2(w.input())
+	decisions := planner.L2(w.Input())
 	mine := map[netip.Addr]planner.Decision{}
 	want := map[netip.Addr][]string{}
-	self := nodeOf(w.nodes, s.node)
+	self := nodeOf(w.Nodes, s.node)
 	for _, d := range planner.For(decisions, s.node) {
 		ifs := s.interfaces(d, self)
 		if len(ifs) == 0 {
@@ -112,16 +112,16 @@ func (s *speaker) sync(ctx context.Context) {
 	if err := s.ann.Apply(want); err != nil {
 		s.log.Error(err, "Applying the layer-2 plan failed")
 	}
-	s.events(w.services, mine)
+	s.events(w.Services, mine)
 	s.owned = mine
-	s.m.observe(len(mine), len(w.members), &s.ann.Stats)
-	s.status.write(ctx, mine, w.members)
-	s.joinPeers(w.nodes)
+	s.m.observe(len(mine), len(w.Members))
+	s.status.write(ctx, mine, w.Members)
+	s.joinPeers(w.Nodes)
 }
 
 // read lists what the plan needs from the informer caches.
-func (s *speaker) read(ctx context.Context) (world, error) {
-	w := world{lbClass: s.lbClass, members: s.cluster.Members(), badAdvert: func(name string, err error) {
+func (s *speaker) read(ctx context.Context) (planner.Objects, error) {
+	w := planner.Objects{LBClass: s.lbClass, Members: s.cluster.Members(), BadAdvertisement: func(name string, err error) {
 		s.log.Error(err, "Ignoring an L2Advertisement with a bad selector", "l2Advertisement", name)
 	}}
 	var svcs corev1.ServiceList
@@ -134,7 +134,7 @@ func (s *speaker) read(ctx context.Context) (world, error) {
 			return w, err
 		}
 	}
-	w.services, w.slices, w.nodes, w.pools, w.l2 = svcs.Items, slices.Items, nodes.Items, pools.Items, ads.Items
+	w.Services, w.Slices, w.Nodes, w.Pools, w.L2 = svcs.Items, slices.Items, nodes.Items, pools.Items, ads.Items
 	return w, nil
 }
 

@@ -1,4 +1,4 @@
-package app
+package planner
 
 import (
 	"net/netip"
@@ -9,27 +9,30 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
-	"github.com/vipcast/vipcast/internal/planner"
 	"github.com/vipcast/vipcast/internal/poolset"
 )
 
-// world is what the speaker reads from the API server for one plan.
-type world struct {
-	services  []corev1.Service
-	slices    []discoveryv1.EndpointSlice
-	nodes     []corev1.Node
-	pools     []v1alpha1.IPAddressPool
-	l2        []v1alpha1.L2Advertisement
-	lbClass   string
-	members   map[string]bool
-	badAdvert func(name string, err error)
+// Objects are the API objects a plan is made from, as a speaker or the controller reads
+// them.
+type Objects struct {
+	Services []corev1.Service
+	Slices   []discoveryv1.EndpointSlice
+	Nodes    []corev1.Node
+	Pools    []v1alpha1.IPAddressPool
+	L2       []v1alpha1.L2Advertisement
+	// LBClass is the loadBalancerClass handled ("" for Services without one).
+	LBClass string
+	// Members are the live speakers' nodes.
+	Members map[string]bool
+	// BadAdvertisement hears of an advertisement skipped for a selector that does not parse.
+	BadAdvertisement func(name string, err error)
 }
 
-// input turns the objects into the planner's plain values.
-func (w world) input() planner.Input {
-	in := planner.Input{Members: w.members, Nodes: map[string]planner.Node{}, PoolLabels: map[string]map[string]string{}}
-	for _, n := range w.nodes {
-		pn := planner.Node{Name: n.Name, Labels: n.Labels}
+// Input turns the objects into the planner's plain values.
+func (w Objects) Input() Input {
+	in := Input{Members: w.Members, Nodes: map[string]Node{}, PoolLabels: map[string]map[string]string{}}
+	for _, n := range w.Nodes {
+		pn := Node{Name: n.Name, Labels: n.Labels}
 		for _, c := range n.Status.Conditions {
 			if c.Type == corev1.NodeNetworkUnavailable && c.Status == corev1.ConditionTrue {
 				pn.NetworkUnavailable = true
@@ -37,37 +40,39 @@ func (w world) input() planner.Input {
 		}
 		in.Nodes[n.Name] = pn
 	}
-	for _, p := range w.pools {
+	for _, p := range w.Pools {
 		in.PoolLabels[p.Name] = p.Labels
 	}
-	snap := poolset.Build(w.pools)
-	endpoints := endpointNodes(w.slices)
-	for i := range w.services {
-		s := &w.services[i]
-		if !handled(s, w.lbClass) {
+	snap := poolset.Build(w.Pools)
+	endpoints := endpointNodes(w.Slices)
+	for i := range w.Services {
+		s := &w.Services[i]
+		if !Handled(s, w.LBClass) {
 			continue
 		}
-		ps := planner.Service{Key: s.Namespace + "/" + s.Name, Labels: s.Labels,
+		ps := Service{Key: s.Namespace + "/" + s.Name, Labels: s.Labels,
 			Local: s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}
 		if ps.Local {
 			ps.EndpointNodes = endpoints[ps.Key]
 			if s.Spec.PublishNotReadyAddresses {
-				ps.EndpointNodes = endpointNodesAny(w.slices, s)
+				ps.EndpointNodes = endpointNodesAny(w.Slices, s)
 			}
 		}
 		for _, in := range s.Status.LoadBalancer.Ingress {
 			if a, err := netip.ParseAddr(in.IP); err == nil {
-				ps.IPs = append(ps.IPs, planner.IP{Addr: a, Pools: snap.DeclaringPools(a)})
+				ps.IPs = append(ps.IPs, IP{Addr: a, Pools: snap.DeclaringPools(a)})
 			}
 		}
 		if len(ps.IPs) > 0 {
 			in.Services = append(in.Services, ps)
 		}
 	}
-	for _, ad := range w.l2 {
+	for _, ad := range w.L2 {
 		c, err := compileL2(ad)
 		if err != nil {
-			w.badAdvert(ad.Name, err)
+			if w.BadAdvertisement != nil {
+				w.BadAdvertisement(ad.Name, err)
+			}
 			continue
 		}
 		in.L2 = append(in.L2, c)
@@ -75,7 +80,8 @@ func (w world) input() planner.Input {
 	return in
 }
 
-func handled(s *corev1.Service, class string) bool {
+// Handled tells whether vipcast handles a Service: a LoadBalancer of the given class.
+func Handled(s *corev1.Service, class string) bool {
 	if s.Spec.Type != corev1.ServiceTypeLoadBalancer {
 		return false
 	}
@@ -122,8 +128,8 @@ func endpointNodesAny(slices []discoveryv1.EndpointSlice, s *corev1.Service) map
 	return out
 }
 
-func compileL2(ad v1alpha1.L2Advertisement) (planner.L2Advertisement, error) {
-	c := planner.L2Advertisement{Name: ad.Name, Pools: ad.Spec.IPAddressPools}
+func compileL2(ad v1alpha1.L2Advertisement) (L2Advertisement, error) {
+	c := L2Advertisement{Name: ad.Name, Pools: ad.Spec.IPAddressPools}
 	var err error
 	if c.PoolSelectors, err = selectors(ad.Spec.IPAddressPoolSelectors); err != nil {
 		return c, err

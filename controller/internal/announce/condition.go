@@ -1,0 +1,120 @@
+package announce
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/internal/planner"
+)
+
+// Condition reasons on the Announced condition, besides the planner's.
+const (
+	ReasonAnnounced = "Announced"
+	// ReasonPending: a node should announce the address but has not reported it yet.
+	ReasonPending = "Pending"
+)
+
+// LiveSpeakers are the nodes whose SpeakerStatus counts: those another speaker sees alive
+// (a node that lost power keeps its last report, but the others stop listing it), or the
+// only speaker there is.
+func LiveSpeakers(statuses []v1alpha1.SpeakerStatus) map[string]bool {
+	live := map[string]bool{}
+	for _, st := range statuses {
+		for _, m := range st.Status.Members {
+			if m != st.Name || len(statuses) == 1 {
+				live[m] = true
+			}
+		}
+	}
+	for name := range live {
+		if !slices.ContainsFunc(statuses, func(st v1alpha1.SpeakerStatus) bool { return st.Name == name }) {
+			delete(live, name)
+		}
+	}
+	return live
+}
+
+// announcer is one live node's announcement of an address.
+type announcer struct {
+	node       string
+	interfaces []string
+}
+
+// Announcers maps each address to the live nodes announcing it over layer 2.
+func Announcers(statuses []v1alpha1.SpeakerStatus, live map[string]bool) map[netip.Addr][]announcer {
+	out := map[netip.Addr][]announcer{}
+	for _, st := range statuses {
+		if !live[st.Name] {
+			continue
+		}
+		for _, a := range st.Status.Announcements {
+			addr, err := netip.ParseAddr(a.IP)
+			if err != nil || a.Mode != v1alpha1.ModeL2 {
+				continue
+			}
+			an := announcer{node: st.Name}
+			for _, i := range a.Interfaces {
+				an.interfaces = append(an.interfaces, string(i))
+			}
+			out[addr] = append(out[addr], an)
+		}
+	}
+	return out
+}
+
+// Desired computes the Announced condition of a Service holding ips: True when every address
+// is announced by a live node ("L2 from node-b on eth0"), else False with the planner's
+// reason for the first address nobody announces.
+func Desired(ips []netip.Addr, announced map[netip.Addr][]announcer, decisions map[netip.Addr]planner.Decision, generation int64) metav1.Condition {
+	c := metav1.Condition{Type: v1alpha1.ConditionAnnounced, ObservedGeneration: generation, Status: metav1.ConditionTrue, Reason: ReasonAnnounced}
+	var parts []string
+	for _, ip := range ips {
+		ans := announced[ip]
+		if len(ans) == 0 {
+			c.Status = metav1.ConditionFalse
+			d := decisions[ip]
+			switch {
+			case d.Reason != "":
+				c.Reason, c.Message = string(d.Reason), fmt.Sprintf("%s is not announced: %s", ip, explain(d.Reason))
+			case d.Owner != "":
+				c.Reason, c.Message = ReasonPending, fmt.Sprintf("%s should be announced by %s, which has not reported it yet", ip, d.Owner)
+			default:
+				c.Reason, c.Message = ReasonPending, fmt.Sprintf("%s is not announced yet", ip)
+			}
+			return c
+		}
+		var who []string
+		for _, a := range ans {
+			w := "L2 from " + a.node
+			if len(a.interfaces) > 0 {
+				w += " on " + strings.Join(a.interfaces, ", ")
+			}
+			who = append(who, w)
+		}
+		slices.Sort(who)
+		parts = append(parts, fmt.Sprintf("%s: %s", ip, strings.Join(who, "; ")))
+	}
+	c.Message = strings.Join(parts, "; ")
+	if len(ips) == 1 {
+		c.Message = strings.TrimPrefix(c.Message, ips[0].String()+": ")
+	}
+	return c
+}
+
+func explain(r planner.Reason) string {
+	switch r {
+	case planner.NoAdvertisement:
+		return "no L2Advertisement selects it"
+	case planner.NoLocalEndpoints:
+		return "externalTrafficPolicy is Local and no live, eligible node has a ready endpoint"
+	case planner.NoEligibleNode:
+		return "no live speaker runs on a node the advertisements select"
+	default:
+		return string(r)
+	}
+}

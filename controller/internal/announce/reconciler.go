@@ -1,0 +1,168 @@
+package announce
+
+import (
+	"context"
+	"net/netip"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/internal/planner"
+)
+
+// FieldOwner is the server-side-apply field manager of the Announced condition, so it and
+// the IPAllocated condition (written by the allocation controller) never overwrite each other.
+const FieldOwner = "vipcast-announce"
+
+// +kubebuilder:rbac:groups=vipcast.io,resources=speakerstatuses;l2advertisements,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+
+// Reconciler writes the Announced condition of LoadBalancer Services.
+type Reconciler struct {
+	Client client.Client
+	Class  string
+}
+
+// SetupWithManager watches Services (when their addresses change) and SpeakerStatuses (the
+// Services named in a report, before and after the change).
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).Named("announced").
+		For(&corev1.Service{}, builder.WithPredicates(predicate.Funcs{UpdateFunc: ingressChanged})).
+		Watches(&v1alpha1.SpeakerStatus{}, handler.Funcs{
+			CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				enqueueNamed(q, e.Object)
+			},
+			UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				enqueueNamed(q, e.ObjectOld)
+				enqueueNamed(q, e.ObjectNew)
+			},
+			DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				enqueueNamed(q, e.Object)
+			},
+		}).
+		Complete(r)
+}
+
+func ingressChanged(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*corev1.Service)
+	n, ok2 := e.ObjectNew.(*corev1.Service)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return len(o.Status.LoadBalancer.Ingress) != len(n.Status.LoadBalancer.Ingress) ||
+		meta.FindStatusCondition(n.Status.Conditions, v1alpha1.ConditionAnnounced) == nil && len(n.Status.LoadBalancer.Ingress) > 0 ||
+		o.Spec.ExternalTrafficPolicy != n.Spec.ExternalTrafficPolicy
+}
+
+func enqueueNamed(q workqueue.TypedRateLimitingInterface[reconcile.Request], o client.Object) {
+	st, ok := o.(*v1alpha1.SpeakerStatus)
+	if !ok {
+		return
+	}
+	for _, a := range st.Status.Announcements {
+		for _, key := range a.Services {
+			if ns, name, ok := cut(key); ok {
+				q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}})
+			}
+		}
+	}
+}
+
+func cut(key string) (string, string, bool) {
+	for i := range key {
+		if key[i] == '/' {
+			return key[:i], key[i+1:], true
+		}
+	}
+	return "", "", false
+}
+
+// Reconcile computes the condition and applies it when it differs.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	var svc corev1.Service
+	if err := r.Client.Get(ctx, req.NamespacedName, &svc); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	var ips []netip.Addr
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		if a, err := netip.ParseAddr(in.IP); err == nil {
+			ips = append(ips, a)
+		}
+	}
+	if !planner.Handled(&svc, r.Class) || len(ips) == 0 || svc.DeletionTimestamp != nil {
+		return reconcile.Result{}, nil
+	}
+	var statuses v1alpha1.SpeakerStatusList
+	if err := r.Client.List(ctx, &statuses); err != nil {
+		return reconcile.Result{}, err
+	}
+	live := LiveSpeakers(statuses.Items)
+	announced := Announcers(statuses.Items, live)
+	decisions, err := r.plan(ctx, &svc, live, ips, announced)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	want := Desired(ips, announced, decisions, svc.Generation)
+	if have := meta.FindStatusCondition(svc.Status.Conditions, want.Type); have != nil &&
+		have.Status == want.Status && have.Reason == want.Reason && have.Message == want.Message {
+		return reconcile.Result{}, nil
+	}
+	ac := corev1ac.Service(svc.Name, svc.Namespace).WithStatus(corev1ac.ServiceStatus().WithConditions(
+		metav1ac.Condition().WithType(want.Type).WithStatus(want.Status).WithReason(want.Reason).
+			WithMessage(want.Message).WithObservedGeneration(want.ObservedGeneration).WithLastTransitionTime(transition(&svc, want))))
+	return reconcile.Result{}, r.Client.Status().Apply(ctx, ac, client.FieldOwner(FieldOwner), client.ForceOwnership)
+}
+
+// plan asks the planner about this Service's unannounced addresses only (a fully announced
+// Service needs no explanation).
+func (r *Reconciler) plan(ctx context.Context, svc *corev1.Service, live map[string]bool, ips []netip.Addr, announced map[netip.Addr][]announcer) (map[netip.Addr]planner.Decision, error) {
+	missing := false
+	for _, ip := range ips {
+		missing = missing || len(announced[ip]) == 0
+	}
+	if !missing {
+		return nil, nil
+	}
+	objs := planner.Objects{Services: []corev1.Service{*svc}, LBClass: r.Class, Members: live}
+	var nodes corev1.NodeList
+	var pools v1alpha1.IPAddressPoolList
+	var ads v1alpha1.L2AdvertisementList
+	var slices discoveryv1.EndpointSliceList
+	for _, l := range []client.ObjectList{&nodes, &pools, &ads} {
+		if err := r.Client.List(ctx, l); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.Client.List(ctx, &slices, client.InNamespace(svc.Namespace), client.MatchingLabels{discoveryv1.LabelServiceName: svc.Name}); err != nil {
+		return nil, err
+	}
+	objs.Nodes, objs.Pools, objs.L2, objs.Slices = nodes.Items, pools.Items, ads.Items, slices.Items
+	out := map[netip.Addr]planner.Decision{}
+	for _, d := range planner.L2(objs.Input()) {
+		out[d.Addr] = d
+	}
+	return out, nil
+}
+
+// transition keeps lastTransitionTime unless the status flips.
+func transition(svc *corev1.Service, want metav1.Condition) metav1.Time {
+	if have := meta.FindStatusCondition(svc.Status.Conditions, want.Type); have != nil && have.Status == want.Status {
+		return have.LastTransitionTime
+	}
+	return metav1.Now()
+}

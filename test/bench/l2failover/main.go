@@ -1,0 +1,272 @@
+// Command l2failover measures layer-2 fail-over in the lab: the client-visible gap when the
+// node announcing a Service's address loses power (every process SIGKILLed, link down) and
+// when its speaker is stopped gracefully (SIGTERM), over many trials; then whether any
+// address moves during a run with both cores kept busy. It prints p50 / p95 / max.
+//
+// Endpoints on the node about to fail are marked not ready first: dropping a dead node's
+// endpoints is Kubernetes' job (node lifecycle, ~40 s), and this measures vipcast's.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/test/lab"
+)
+
+func main() {
+	lab.ServeChild()
+	nodes := flag.Int("nodes", 3, "nodes in the lab")
+	trials := flag.Int("trials", 20, "trials per kind of failure")
+	busy := flag.Duration("busy", 2*time.Minute, "length of the run with both cores busy (0 skips it)")
+	index := flag.Int("index", 5, "lab index")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *index, *nodes, *trials, *busy); err != nil {
+		fmt.Fprintln(os.Stderr, "l2failover:", err)
+		os.Exit(1)
+	}
+}
+
+type bench struct {
+	ctx  context.Context
+	lab  *lab.Lab
+	vip  netip.Addr
+	pods []*lab.Pod
+}
+
+func run(ctx context.Context, index, nodes, trials int, busy time.Duration) error {
+	root, err := lab.RepoRoot()
+	if err != nil {
+		return err
+	}
+	l, err := lab.Up(ctx, lab.Config{Index: index, Nodes: nodes})
+	if err != nil {
+		return err
+	}
+	defer l.Down(context.Background())
+	b := &bench{ctx: ctx, lab: l}
+	if err := b.setup(root); err != nil {
+		fmt.Println(l.Logs(20))
+		return err
+	}
+	fmt.Printf("L2 fail-over, %d nodes, %d trials each, probe every 10 ms from the client behind the router\n", nodes, trials)
+	for _, kind := range []string{"power cut", "graceful stop"} {
+		var gaps []time.Duration
+		failed := 0
+		for i := range trials {
+			gap, lost, err := b.trial(kind)
+			if err != nil {
+				return fmt.Errorf("%s trial %d: %w", kind, i+1, err)
+			}
+			gaps = append(gaps, gap)
+			failed += lost
+		}
+		slices.Sort(gaps)
+		fmt.Printf("  %-13s  p50 %6s  p95 %6s  max %6s  (requests failed: %d in %d trials)\n", kind,
+			ms(pct(gaps, 50)), ms(pct(gaps, 95)), ms(gaps[len(gaps)-1]), failed, trials)
+	}
+	if busy > 0 {
+		return b.busyRun(busy)
+	}
+	return nil
+}
+
+func (b *bench) setup(root string) error {
+	ctx, l := b.ctx, b.lab
+	if _, err := l.StartController("controller", filepath.Join(root, "bin", "vipcast-controller")); err != nil {
+		return err
+	}
+	if err := l.StartSpeakers(filepath.Join(root, "bin", "vipcast-speaker")); err != nil {
+		return err
+	}
+	for _, o := range []client.Object{
+		&v1alpha1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "l2"}, Spec: v1alpha1.IPAddressPoolSpec{Addresses: []v1alpha1.AddressRange{"192.0.2.240/28"}}},
+		&v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "l2"}},
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"}, Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "web"},
+			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}}}},
+	} {
+		if err := l.Kube.Create(ctx, o); err != nil {
+			return err
+		}
+	}
+	var err error
+	if b.pods, err = l.Deploy(ctx, lab.Workload{Namespace: "default", Name: "web", Labels: map[string]string{"app": "web"}, Replicas: len(l.Nodes)}); err != nil {
+		return err
+	}
+	return poll(ctx, 60*time.Second, func(ctx context.Context) error {
+		var svc corev1.Service
+		if err := l.Kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "web"}, &svc); err != nil {
+			return err
+		}
+		if len(svc.Status.LoadBalancer.Ingress) == 0 {
+			return errors.New("no EXTERNAL-IP")
+		}
+		b.vip = netip.MustParseAddr(svc.Status.LoadBalancer.Ingress[0].IP)
+		_, err := lab.Get(ctx, l.ClientNetns, lab.URL(b.vip, 80), time.Second)
+		return err
+	})
+}
+
+// owner waits for exactly one live announcer among the running nodes.
+func (b *bench) owner(exclude string) (*lab.Node, error) {
+	var got string
+	err := poll(b.ctx, 30*time.Second, func(ctx context.Context) error {
+		all, err := b.lab.Announcers(ctx, b.vip)
+		if err != nil {
+			return err
+		}
+		all = slices.DeleteFunc(all, func(n string) bool { return n == exclude })
+		if len(all) != 1 {
+			return fmt.Errorf("announced by %v", all)
+		}
+		got = all[0]
+		return nil
+	})
+	return b.lab.Node(got), err
+}
+
+func (b *bench) setReady(node string, ready bool) error {
+	for _, p := range b.pods {
+		if p.Node == node {
+			if err := b.lab.SetPodReady(b.ctx, p, ready); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// trial fails the owner one way, measures the gap and brings everything back.
+func (b *bench) trial(kind string) (time.Duration, int, error) {
+	old, err := b.owner("")
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := b.setReady(old.Name, false); err != nil {
+		return 0, 0, err
+	}
+	time.Sleep(time.Second) // EndpointSlice controller and kube-proxy apply it
+	probe := lab.StartProbe(b.lab.ClientNetns, lab.URL(b.vip, 80), 10*time.Millisecond, 300*time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
+	if kind == "power cut" {
+		err = old.PowerOff(b.ctx)
+	} else {
+		err = old.Process("speaker").Signal(syscall.SIGTERM)
+	}
+	if err != nil {
+		probe.Stop()
+		return 0, 0, err
+	}
+	_, ownerErr := b.owner(old.Name)
+	reachErr := poll(b.ctx, 30*time.Second, func(ctx context.Context) error {
+		_, err := lab.Get(ctx, b.lab.ClientNetns, lab.URL(b.vip, 80), time.Second)
+		return err
+	})
+	time.Sleep(300 * time.Millisecond)
+	res := probe.Stop()
+	// Bring the node back and let it rejoin before the next trial.
+	if kind == "power cut" {
+		err = old.PowerOn(b.ctx)
+	} else {
+		<-old.Process("speaker").Exited()
+		err = old.Process("speaker").Start()
+	}
+	if err := errors.Join(ownerErr, reachErr, err, b.setReady(old.Name, true)); err != nil {
+		return 0, 0, err
+	}
+	if err := b.waitMembers(len(b.lab.Nodes)); err != nil {
+		return 0, 0, err
+	}
+	return res.Longest(), res.Failed(), nil
+}
+
+// waitMembers waits until every speaker sees n members.
+func (b *bench) waitMembers(n int) error {
+	return poll(b.ctx, 60*time.Second, func(ctx context.Context) error {
+		var list v1alpha1.SpeakerStatusList
+		if err := b.lab.Kube.List(ctx, &list); err != nil {
+			return err
+		}
+		for _, st := range list.Items {
+			if len(st.Status.Members) != n {
+				return fmt.Errorf("%s sees %v", st.Name, st.Status.Members)
+			}
+		}
+		return nil
+	})
+}
+
+// busyRun keeps both cores busy and counts how often the address changes owner and how many
+// requests fail; both should be zero.
+func (b *bench) busyRun(d time.Duration) error {
+	var burners []*exec.Cmd
+	for range 2 {
+		c := exec.Command("sh", "-c", "while :; do :; done")
+		if err := c.Start(); err != nil {
+			return err
+		}
+		burners = append(burners, c)
+	}
+	defer func() {
+		for _, c := range burners {
+			_ = c.Process.Kill()
+			_ = c.Wait()
+		}
+	}()
+	first, err := b.owner("")
+	if err != nil {
+		return err
+	}
+	probe := lab.StartProbe(b.lab.ClientNetns, lab.URL(b.vip, 80), 10*time.Millisecond, time.Second)
+	moves := 0
+	last := first.Name
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		all, err := b.lab.Announcers(b.ctx, b.vip)
+		if err == nil && len(all) == 1 && all[0] != last {
+			moves++
+			last = all[0]
+		}
+	}
+	res := probe.Stop()
+	fmt.Printf("  busy %s, both cores spinning: address moved %d times, %d of %d requests failed, longest gap %s\n",
+		d, moves, res.Failed(), len(res.Samples), ms(res.Longest()))
+	return nil
+}
+
+func poll(ctx context.Context, timeout time.Duration, f func(context.Context) error) error {
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		last = f(ctx)
+		return last == nil, nil
+	})
+	if err != nil {
+		return errors.Join(err, last)
+	}
+	return nil
+}
+
+func pct(sorted []time.Duration, p int) time.Duration {
+	return sorted[(len(sorted)-1)*p/100]
+}
+
+func ms(d time.Duration) string { return d.Round(time.Millisecond).String() }

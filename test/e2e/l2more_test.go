@@ -1,0 +1,126 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/test/lab"
+)
+
+// poolAndAdvert makes a fabric pool (handed out only on request) and an L2Advertisement for it.
+func poolAndAdvert(t *testing.T, name, cidr string, spec v1alpha1.L2AdvertisementSpec) {
+	t.Helper()
+	no := false
+	spec.IPAddressPools = []string{name}
+	for _, o := range []client.Object{
+		&v1alpha1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.IPAddressPoolSpec{Addresses: []v1alpha1.AddressRange{v1alpha1.AddressRange(cidr)}, AutoAssign: &no}},
+		&v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec},
+	} {
+		if err := cluster.Kube.Create(t.Context(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestL2NodeAndInterfaceSelectors(t *testing.T) {
+	ns := namespace(t)
+	deploy(t, ns, "web", "node-1", "node-2", "node-3")
+	// Only nodes labelled edge=true may announce the "edge" pool, on eth0.
+	var n3 corev1.Node
+	if err := cluster.Kube.Get(t.Context(), client.ObjectKey{Name: "node-3"}, &n3); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(n3.DeepCopy())
+	n3.Labels["edge"] = "true"
+	if err := cluster.Kube.Patch(t.Context(), &n3, patch); err != nil {
+		t.Fatal(err)
+	}
+	poolAndAdvert(t, "edge", "192.0.2.224/29", v1alpha1.L2AdvertisementSpec{
+		NodeSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"edge": "true"}}},
+		Interfaces:    []v1alpha1.InterfaceName{"eth0"},
+	})
+	// The "nowhere" pool is advertised on an interface no node has.
+	poolAndAdvert(t, "nowhere", "192.0.2.216/29", v1alpha1.L2AdvertisementSpec{Interfaces: []v1alpha1.InterfaceName{"eth9"}})
+
+	svcs := map[string]netip.Addr{}
+	for _, pool := range []string{"edge", "nowhere"} {
+		svc := service(t, ns, pool, "web", corev1.ServiceTypeLoadBalancer, func(s *corev1.Service) {
+			s.Annotations = map[string]string{v1alpha1.AnnotationAddressPool: pool}
+			single := corev1.IPFamilyPolicySingleStack
+			s.Spec.IPFamilyPolicy = &single
+		})
+		eventually(t, 30*time.Second, "address of "+pool, func(ctx context.Context) error {
+			if err := cluster.Kube.Get(ctx, client.ObjectKeyFromObject(svc), svc); err != nil {
+				return err
+			}
+			if len(svc.Status.LoadBalancer.Ingress) == 0 {
+				return fmt.Errorf("none yet")
+			}
+			svcs[pool] = netip.MustParseAddr(svc.Status.LoadBalancer.Ingress[0].IP)
+			return nil
+		})
+	}
+	owner(t, svcs["edge"], "node-3")
+	reach(t, svcs["edge"])
+	if got := routerMAC(t.Context(), svcs["edge"]); got != cluster.Node("node-3").MAC {
+		t.Errorf("the router has the edge address at %q, not node-3's %s", got, cluster.Node("node-3").MAC)
+	}
+	// Nobody announces on a missing interface, and the client gets nothing.
+	time.Sleep(time.Second)
+	if nodes, err := cluster.Announcers(t.Context(), svcs["nowhere"]); err != nil || len(nodes) != 0 {
+		t.Errorf("announced by %v (%v) on an interface no node has", nodes, err)
+	}
+	if _, err := getFrom(t.Context(), cluster.ClientNetns, svcs["nowhere"], 80, time.Second); err == nil {
+		t.Error("an address advertised on no existing interface answered")
+	}
+}
+
+// With the API server gone for 30 s, nothing changes on the wire: the same node answers and
+// the client loses no request.
+func TestL2SurvivesAPIServerOutage(t *testing.T) {
+	ns := namespace(t)
+	deploy(t, ns, "web", "node-1", "node-2", "node-3")
+	_, v4, _ := l2Service(t, ns, "web", nil)
+	reach(t, v4)
+	before := owner(t, v4)
+	apiserver := cluster.Process("cp/kube-apiserver")
+	probe := lab.StartProbe(cluster.ClientNetns, lab.URL(v4, 80), 50*time.Millisecond, time.Second)
+	apiserver.Kill()
+	time.Sleep(30 * time.Second)
+	mac := routerMAC(t.Context(), v4)
+	if err := apiserver.Start(); err != nil {
+		t.Fatal(err)
+	}
+	res := probe.Stop()
+	// A request can time out on a loaded machine; the address going dark shows as a gap.
+	if res.Longest() > 500*time.Millisecond {
+		t.Errorf("the client lost the address for %s while the API server was down (%d of %d requests failed)", res.Longest(), res.Failed(), len(res.Samples))
+	}
+	if mac != before.MAC {
+		t.Errorf("during the outage the router had %s at %s, not at %s's %s", v4, mac, before.Name, before.MAC)
+	}
+	eventually(t, 60*time.Second, "the API server is back", func(ctx context.Context) error {
+		var n corev1.NodeList
+		return cluster.Kube.List(ctx, &n)
+	})
+	if after := owner(t, v4); after != before {
+		t.Errorf("the owner moved from %s to %s across the outage", before.Name, after.Name)
+	}
+	t.Logf("API server down 30 s: %d requests, %d failed, longest gap %s", len(res.Samples), res.Failed(), res.Longest())
+	// The controller lost its leader lease and was restarted (as its Deployment would); the
+	// whole way (address, EndpointSlices, kube-proxy, announcement) works again for a new
+	// Service before the next test starts.
+	_, after, _ := l2Service(t, ns, "after", func(s *corev1.Service) { s.Spec.Selector = map[string]string{"app": "web"} })
+	eventually(t, 90*time.Second, "a Service created after the outage answers", func(ctx context.Context) error {
+		_, err := getFrom(ctx, cluster.ClientNetns, after, 80, time.Second)
+		return err
+	})
+}
