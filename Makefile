@@ -25,7 +25,7 @@ tools-lab: ## Build the tools the lab runs into bin/.
 	test/tools/build.sh $(LAB_TOOLS)
 
 .PHONY: lab-deps
-lab-deps: ## Install the Debian packages the lab needs (iproute2, nftables, bird2, frr) when missing.
+lab-deps: ## Install the Debian packages the lab needs (iproute2, nftables, bird2, frr, arping, ndisc6, tcpdump) when missing.
 	hack/lab-deps.sh
 
 .PHONY: generate

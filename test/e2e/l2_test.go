@@ -4,12 +4,16 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
 	"github.com/vipcast/vipcast/test/lab"
@@ -85,7 +89,7 @@ func reach(t *testing.T, addr netip.Addr) lab.Reply {
 func TestL2OneNodeAnswers(t *testing.T) {
 	ns := namespace(t)
 	deploy(t, ns, "web", "node-1", "node-2", "node-3")
-	_, v4, v6 := l2Service(t, ns, "web", nil)
+	svc, v4, v6 := l2Service(t, ns, "web", nil)
 	for _, vip := range []netip.Addr{v4, v6} {
 		reach(t, vip)
 		n := owner(t, vip)
@@ -102,6 +106,57 @@ func TestL2OneNodeAnswers(t *testing.T) {
 	if macs := arpingMACs(out); len(macs) != 3 || macs[0] != n.MAC || macs[1] != n.MAC || macs[2] != n.MAC {
 		t.Errorf("replies from %v, want three from %s:\n%s", macs, n.MAC, out)
 	}
+	// The same for NDP: one solicitation from the router, every advertisement on the wire.
+	n6 := owner(t, v6)
+	if macs := ndpAnswerers(t, v6); len(macs) != 1 || macs[0] != n6.MAC {
+		t.Errorf("neighbour advertisements for %s from %v, want one from %s", v6, macs, n6.MAC)
+	}
+	// And the Service says so.
+	waitAnnounced(t, svc, "L2 from "+n.Name+" on eth0")
+}
+
+// waitAnnounced waits until the Service's Announced condition is True and mentions text.
+func waitAnnounced(t *testing.T, svc *corev1.Service, text string) {
+	t.Helper()
+	eventually(t, 30*time.Second, "Announced: "+text, func(ctx context.Context) error {
+		var s corev1.Service
+		if err := cluster.Kube.Get(ctx, client.ObjectKeyFromObject(svc), &s); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionAnnounced)
+		if c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, text) {
+			return fmt.Errorf("condition %+v", c)
+		}
+		return nil
+	})
+}
+
+// ndpAnswerers sends one neighbour solicitation for addr from the router (ndisc6) and lists
+// the source MAC of every neighbour advertisement for addr that reaches the router's wire
+// (tcpdump), in order.
+func ndpAnswerers(t *testing.T, addr netip.Addr) []string {
+	t.Helper()
+	td := exec.CommandContext(t.Context(), "ip", "netns", "exec", cluster.Router.Netns,
+		"tcpdump", "-l", "-n", "-e", "-i", "eth0", "icmp6 and ip6[40] == 136")
+	var out strings.Builder
+	td.Stdout = &out
+	if err := td.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // tcpdump is listening
+	// ndisc6 sends the solicitation; whether it likes the answer does not matter here.
+	_, _ = cluster.Router.Exec(t.Context(), "ndisc6", "-n", "-r", "1", "-w", "1000", addr.String(), "eth0")
+	_ = td.Process.Signal(syscall.SIGTERM)
+	_ = td.Wait()
+	var macs []string
+	for _, line := range strings.Split(out.String(), "\n") {
+		// 01:53:50.997010 02:00:00:00:00:11 > 02:00:00:00:00:01, ... neighbor advertisement, tgt is 2001:db8::240, length 32
+		f := strings.Fields(line)
+		if len(f) > 2 && strings.Contains(line, "neighbor advertisement, tgt is "+addr.String()+",") {
+			macs = append(macs, f[1])
+		}
+	}
+	return macs
 }
 
 func TestL2LocalAnnouncesFromNodeWithEndpoint(t *testing.T) {
@@ -186,6 +241,8 @@ func TestL2Failover(t *testing.T) {
 			if how == "graceful stop" {
 				owner(t, v4) // the stopped speaker took its claim back on the way out
 			}
+			// The Service names the new owner (a powered-off node's stale report is not read).
+			waitAnnounced(t, svc, "L2 from "+next.Name+" on eth0")
 			eventually(t, 30*time.Second, "the client gets answers again", func(ctx context.Context) error {
 				_, err := getFrom(ctx, cluster.ClientNetns, v4, 80, time.Second)
 				return err

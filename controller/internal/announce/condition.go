@@ -19,21 +19,28 @@ const (
 	ReasonPending = "Pending"
 )
 
-// LiveSpeakers are the nodes whose SpeakerStatus counts: those another speaker sees alive
-// (a node that lost power keeps its last report, but the others stop listing it), or the
-// only speaker there is.
+// LiveSpeakers are the nodes whose SpeakerStatus counts. A report with members is current
+// (a stopped speaker empties its own); a current report counts when another current report
+// lists its node alive, or when it is the only current report. So a node that lost power,
+// whose last report still lists everyone, is not read once the others stop listing it.
 func LiveSpeakers(statuses []v1alpha1.SpeakerStatus) map[string]bool {
-	live := map[string]bool{}
-	for _, st := range statuses {
-		for _, m := range st.Status.Members {
-			if m != st.Name || len(statuses) == 1 {
-				live[m] = true
-			}
+	var current []*v1alpha1.SpeakerStatus
+	for i := range statuses {
+		if len(statuses[i].Status.Members) > 0 {
+			current = append(current, &statuses[i])
 		}
 	}
-	for name := range live {
-		if !slices.ContainsFunc(statuses, func(st v1alpha1.SpeakerStatus) bool { return st.Name == name }) {
-			delete(live, name)
+	live := map[string]bool{}
+	if len(current) == 1 {
+		live[current[0].Name] = true
+		return live
+	}
+	for _, x := range current {
+		for _, y := range current {
+			if y != x && slices.Contains(y.Status.Members, x.Name) {
+				live[x.Name] = true
+				break
+			}
 		}
 	}
 	return live

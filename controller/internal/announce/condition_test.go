@@ -1,0 +1,78 @@
+package announce
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/internal/planner"
+)
+
+func status(node string, members []string, ips ...string) v1alpha1.SpeakerStatus {
+	st := v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: node}}
+	st.Status.Members = members
+	for _, ip := range ips {
+		st.Status.Announcements = append(st.Status.Announcements, v1alpha1.Announcement{IP: ip, Mode: v1alpha1.ModeL2, Interfaces: []v1alpha1.InterfaceName{"eth0"}})
+	}
+	return st
+}
+
+func TestLiveSpeakers(t *testing.T) {
+	all := []string{"a", "b", "c"}
+	for _, tc := range []struct {
+		name     string
+		statuses []v1alpha1.SpeakerStatus
+		want     string
+	}{
+		{"all see each other", []v1alpha1.SpeakerStatus{status("a", all), status("b", all), status("c", all)}, "a b c"},
+		// c lost power: its last report still lists everyone, the others no longer list c.
+		{"a dead node's stale report", []v1alpha1.SpeakerStatus{status("a", []string{"a", "b"}), status("b", []string{"a", "b"}), status("c", all)}, "a b"},
+		{"a lone speaker", []v1alpha1.SpeakerStatus{status("a", []string{"a"})}, "a"},
+		{"a stopped speaker (no members)", []v1alpha1.SpeakerStatus{status("a", []string{"a", "b"}), status("b", nil)}, "a"},
+		{"a member without a report", []v1alpha1.SpeakerStatus{status("a", []string{"a", "x"}), status("b", []string{"a", "b"})}, "a"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			live := LiveSpeakers(tc.statuses)
+			var got []string
+			for _, n := range []string{"a", "b", "c", "x"} {
+				if live[n] {
+					got = append(got, n)
+				}
+			}
+			if strings.Join(got, " ") != tc.want {
+				t.Errorf("live %v, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDesired(t *testing.T) {
+	v4, v6 := netip.MustParseAddr("192.0.2.240"), netip.MustParseAddr("2001:db8::240")
+	statuses := []v1alpha1.SpeakerStatus{status("a", []string{"a", "b"}, "192.0.2.240"), status("b", []string{"a", "b"}, "2001:db8::240")}
+	ann := Announcers(statuses, LiveSpeakers(statuses))
+	c := Desired([]netip.Addr{v4, v6}, ann, nil, 3)
+	if c.Status != metav1.ConditionTrue || c.Message != "192.0.2.240: L2 from a on eth0; 2001:db8::240: L2 from b on eth0" || c.ObservedGeneration != 3 {
+		t.Errorf("both announced: %+v", c)
+	}
+	c = Desired([]netip.Addr{v4}, ann, nil, 1)
+	if c.Message != "L2 from a on eth0" {
+		t.Errorf("one address: %q", c.Message)
+	}
+	missing := netip.MustParseAddr("192.0.2.241")
+	for _, tc := range []struct {
+		decision planner.Decision
+		reason   string
+	}{
+		{planner.Decision{Reason: planner.NoLocalEndpoints}, "NoLocalEndpoints"},
+		{planner.Decision{Owner: "b"}, ReasonPending},
+		{planner.Decision{}, ReasonPending},
+	} {
+		c := Desired([]netip.Addr{v4, missing}, ann, map[netip.Addr]planner.Decision{missing: tc.decision}, 1)
+		if c.Status != metav1.ConditionFalse || c.Reason != tc.reason || !strings.Contains(c.Message, missing.String()) {
+			t.Errorf("%+v: %+v", tc.decision, c)
+		}
+	}
+}
