@@ -121,8 +121,11 @@ func (d *demo) show(check bool) error {
 		}
 		seen[r.Pod] = true
 	}
-	if err := d.kubectl("get", "ipaddresspools"); err != nil {
-		return err
+	for _, args := range [][]string{{"get", "ipaddresspools"},
+		{"get", "svc", "web", "-o", `jsonpath={range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{"\n"}{end}`}} {
+		if err := d.kubectl(args...); err != nil {
+			return err
+		}
 	}
 	if check && len(seen) < 2 {
 		return fmt.Errorf("kube-proxy should spread requests over the pods; only %v answered", seen)
