@@ -5,8 +5,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
 	"github.com/vipcast/vipcast/internal/poolset"
@@ -131,29 +129,17 @@ func endpointNodesAny(slices []discoveryv1.EndpointSlice, s *corev1.Service) map
 func compileL2(ad v1alpha1.L2Advertisement) (L2Advertisement, error) {
 	c := L2Advertisement{Name: ad.Name, Pools: ad.Spec.IPAddressPools}
 	var err error
-	if c.PoolSelectors, err = selectors(ad.Spec.IPAddressPoolSelectors); err != nil {
+	if c.PoolSelectors, err = poolset.Selectors(ad.Spec.IPAddressPoolSelectors); err != nil {
 		return c, err
 	}
-	if c.ServiceSelectors, err = selectors(ad.Spec.ServiceSelectors); err != nil {
+	if c.ServiceSelectors, err = poolset.Selectors(ad.Spec.ServiceSelectors); err != nil {
 		return c, err
 	}
-	if c.NodeSelectors, err = selectors(ad.Spec.NodeSelectors); err != nil {
+	if c.NodeSelectors, err = poolset.Selectors(ad.Spec.NodeSelectors); err != nil {
 		return c, err
 	}
 	for _, i := range ad.Spec.Interfaces {
 		c.Interfaces = append(c.Interfaces, string(i))
 	}
 	return c, nil
-}
-
-func selectors(in []metav1.LabelSelector) ([]labels.Selector, error) {
-	out := make([]labels.Selector, 0, len(in))
-	for i := range in {
-		s, err := metav1.LabelSelectorAsSelector(&in[i])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, nil
 }

@@ -216,16 +216,17 @@ func compileAllocation(sa *v1alpha1.ServiceAllocation) (*Allocation, error) {
 		}
 	}
 	var err error
-	if a.NamespaceSelectors, err = selectors(sa.NamespaceSelectors); err != nil {
+	if a.NamespaceSelectors, err = Selectors(sa.NamespaceSelectors); err != nil {
 		return nil, fmt.Errorf("namespaceSelectors: %w", err)
 	}
-	if a.ServiceSelectors, err = selectors(sa.ServiceSelectors); err != nil {
+	if a.ServiceSelectors, err = Selectors(sa.ServiceSelectors); err != nil {
 		return nil, fmt.Errorf("serviceSelectors: %w", err)
 	}
 	return a, nil
 }
 
-func selectors(in []metav1.LabelSelector) ([]labels.Selector, error) {
+// Selectors compiles label selectors, failing on the first that does not parse.
+func Selectors(in []metav1.LabelSelector) ([]labels.Selector, error) {
 	out := make([]labels.Selector, 0, len(in))
 	for i := range in {
 		s, err := metav1.LabelSelectorAsSelector(&in[i])

@@ -103,7 +103,7 @@ func TestL2OneNodeAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatalf("arping: %v\n%s", err, out)
 	}
-	if macs := arpingMACs(out); len(macs) != 3 || macs[0] != n.MAC || macs[1] != n.MAC || macs[2] != n.MAC {
+	if macs := lab.ArpingMACs(out); len(macs) != 3 || macs[0] != n.MAC || macs[1] != n.MAC || macs[2] != n.MAC {
 		t.Errorf("replies from %v, want three from %s:\n%s", macs, n.MAC, out)
 	}
 	// The same for NDP: one solicitation from the router, every advertisement on the wire.
@@ -266,15 +266,4 @@ func setReadyOn(t *testing.T, pods []*lab.Pod, node string, ready bool) {
 			}
 		}
 	}
-}
-
-// arpingMACs lists the MAC of every reply arping printed ("60 bytes from <mac> (<ip>): ...").
-func arpingMACs(out string) []string {
-	var macs []string
-	for _, line := range strings.Split(out, "\n") {
-		if f := strings.Fields(line); len(f) > 3 && f[1] == "bytes" && f[2] == "from" {
-			macs = append(macs, f[3])
-		}
-	}
-	return macs
 }

@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"net/netip"
+	"strings"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
 )
@@ -23,4 +24,16 @@ func (l *Lab) Announcers(ctx context.Context, addr netip.Addr) ([]string, error)
 		}
 	}
 	return out, nil
+}
+
+// ArpingMACs lists the MAC of every reply Debian's arping printed ("60 bytes from <mac>
+// (<ip>): index=0 time=…"), in order.
+func ArpingMACs(out string) []string {
+	var macs []string
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 3 && f[1] == "bytes" && f[2] == "from" {
+			macs = append(macs, f[3])
+		}
+	}
+	return macs
 }

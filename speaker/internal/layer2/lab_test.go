@@ -92,17 +92,6 @@ func neighbourMAC(ctx context.Context, l *lab.Lab, addr netip.Addr) string {
 	return ""
 }
 
-// arpingMACs lists the MAC of every reply arping printed ("60 bytes from <mac> (<ip>): ...").
-func arpingMACs(out string) []string {
-	var macs []string
-	for _, line := range strings.Split(out, "\n") {
-		if f := strings.Fields(line); len(f) > 3 && f[1] == "bytes" && f[2] == "from" {
-			macs = append(macs, f[3])
-		}
-	}
-	return macs
-}
-
 func eventually(t *testing.T, what string, f func(ctx context.Context) error) {
 	t.Helper()
 	var last error
@@ -138,7 +127,7 @@ func TestAnnouncerInTheLab(t *testing.T) {
 	if err != nil {
 		t.Fatalf("arping: %v\n%s", err, out)
 	}
-	if macs := arpingMACs(out); len(macs) != 3 || macs[0] != n1.MAC || macs[1] != n1.MAC || macs[2] != n1.MAC {
+	if macs := lab.ArpingMACs(out); len(macs) != 3 || macs[0] != n1.MAC || macs[1] != n1.MAC || macs[2] != n1.MAC {
 		t.Errorf("3 ARP requests should get 3 replies, all from %s; got %v:\n%s", n1.MAC, macs, out)
 	}
 	if a1.Stats.ARPReplies.Load() == 0 || a1.Stats.NDPAdvertisements.Load() == 0 || a1.Stats.Gratuitous.Load() == 0 {
