@@ -22,11 +22,13 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/vipcast/vipcast/api/v1alpha1"
 	"github.com/vipcast/vipcast/test/localcp"
 )
 
@@ -84,6 +86,11 @@ func run(n, workers int) error {
 	cpu, rss := c.usage()
 	fmt.Printf("allocate: services=%d all-have-external-ip=%.2fs rate=%.0f/s controller-cpu=%.2fs peak-rss=%.1fMB\n",
 		n, elapsed.Seconds(), float64(n)/elapsed.Seconds(), cpu, rss)
+	if err := waitAllSettled(ctx, cs, n, 10*time.Minute); err != nil {
+		c.stop()
+		return err
+	}
+	fmt.Printf("settled: every Service has its Announced condition too after %.2fs\n", time.Since(t0).Seconds())
 	time.Sleep(2 * time.Second) // let the last pool status flush land
 	c.stop()
 
@@ -170,6 +177,19 @@ func createServices(ctx context.Context, cs kubernetes.Interface, n, workers int
 // waitAllAllocated waits until n Services matching the field selector have an address,
 // reading a watch and starting it again (after a fresh list) whenever the server closes it.
 func waitAllAllocated(ctx context.Context, cs kubernetes.Interface, field string, n int, limit time.Duration) error {
+	return waitAll(ctx, cs, field, n, limit, func(s *corev1.Service) bool { return len(s.Status.LoadBalancer.Ingress) > 0 })
+}
+
+// waitAllSettled waits until every Service also has its Announced condition: the first
+// controller's work is done, so a restart finds nothing left to write.
+func waitAllSettled(ctx context.Context, cs kubernetes.Interface, n int, limit time.Duration) error {
+	return waitAll(ctx, cs, "", n, limit, func(s *corev1.Service) bool {
+		return meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionAnnounced) != nil
+	})
+}
+
+// waitAll waits until n Services (matching the field selector) satisfy done.
+func waitAll(ctx context.Context, cs kubernetes.Interface, field string, n int, limit time.Duration, ok func(*corev1.Service) bool) error {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	done := map[string]bool{}
@@ -179,7 +199,7 @@ func waitAllAllocated(ctx context.Context, cs kubernetes.Interface, field string
 			return fmt.Errorf("%d/%d allocated: %w", len(done), n, err)
 		}
 		for i := range list.Items {
-			if len(list.Items[i].Status.LoadBalancer.Ingress) > 0 {
+			if ok(&list.Items[i]) {
 				done[list.Items[i].Name] = true
 			}
 		}
@@ -191,7 +211,7 @@ func waitAllAllocated(ctx context.Context, cs kubernetes.Interface, field string
 			return fmt.Errorf("%d/%d allocated: %w", len(done), n, err)
 		}
 		for ev := range w.ResultChan() {
-			if s, ok := ev.Object.(*corev1.Service); ok && len(s.Status.LoadBalancer.Ingress) > 0 {
+			if s, isSvc := ev.Object.(*corev1.Service); isSvc && ok(s) {
 				done[s.Name] = true
 			}
 			if len(done) >= n {
