@@ -39,8 +39,15 @@ type Reconciler struct {
 }
 
 // SetupWithManager watches Services (when their addresses change) and SpeakerStatuses (the
-// Services named in a report, before and after the change).
-func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+// Services named in a report, before and after the change). The kinds only read for the
+// planner's reasons get their informers now, so they start and sync with the manager rather
+// than on a first reconcile.
+func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	for _, obj := range []client.Object{&corev1.Node{}, &discoveryv1.EndpointSlice{}, &v1alpha1.L2Advertisement{}, &v1alpha1.IPAddressPool{}} {
+		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
+			return err
+		}
+	}
 	return ctrl.NewControllerManagedBy(mgr).Named("announced").
 		For(&corev1.Service{}, builder.WithPredicates(predicate.Funcs{UpdateFunc: ingressChanged})).
 		Watches(&v1alpha1.SpeakerStatus{}, handler.Funcs{

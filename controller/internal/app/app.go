@@ -86,7 +86,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if err := (&pool.Reconciler{Client: mgr.GetClient(), IPAM: state}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up pool controller: %w", err)
 	}
-	if err := (&announce.Reconciler{Client: mgr.GetClient(), Class: o.LBClass}).SetupWithManager(mgr); err != nil {
+	if err := (&announce.Reconciler{Client: mgr.GetClient(), Class: o.LBClass}).SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up announced controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
