@@ -2,11 +2,13 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -65,20 +67,31 @@ func TestOverlappingPoolsConflict(t *testing.T) {
 	if st.AvailableIPv4 != 1 {
 		t.Errorf("overlap-b has %d free addresses, want 1 (192.0.2.84)", st.AvailableIPv4)
 	}
-	// Addresses: a keeps .80-.81, b keeps .84; .82-.83 are contested.
-	for _, name := range []string{"s1", "s2", "s3", "s4"} {
+	// Addresses: a keeps .80-.81, b keeps .84; .82-.83 are contested. Four Services race for
+	// the three (reconciled in parallel, in any order): three get one each, one waits.
+	names := []string{"s1", "s2", "s3", "s4"}
+	for _, name := range names {
 		createService(t, ns, name)
 	}
 	got := map[string]bool{}
-	for _, name := range []string{"s1", "s2", "s3"} {
-		got[waitAllocated(t, ns, name, 1)[0]] = true
-	}
-	for _, ip := range []string{"192.0.2.82", "192.0.2.83"} {
-		if got[ip] {
-			t.Errorf("contested address %s was handed out", ip)
+	var waiting []string
+	eventually(t, "three Services served and one exhausted", func() (bool, string) {
+		got, waiting = map[string]bool{}, nil
+		for _, name := range names {
+			s := getService(t, ns, name)
+			if ips := ingressIPs(s); len(ips) == 1 {
+				got[ips[0]] = true
+			} else if c := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionIPAllocated); c != nil && c.Reason == allocator.ReasonPoolExhausted {
+				waiting = append(waiting, name)
+			}
+		}
+		return len(got) == 3 && len(waiting) == 1, fmt.Sprintf("addresses %v, exhausted %v", got, waiting)
+	})
+	for _, ip := range []string{"192.0.2.80", "192.0.2.81", "192.0.2.84"} {
+		if !got[ip] {
+			t.Errorf("free address %s was not handed out (got %v)", ip, got)
 		}
 	}
-	waitCondition(t, ns, "s4", metav1.ConditionFalse, allocator.ReasonPoolExhausted)
 	c := waitCondition(t, newNs(t, ns), "contested", metav1.ConditionFalse, allocator.ReasonRequestedIPUnavailable)
 	if !strings.Contains(c.Message, "overlap-a, overlap-b") {
 		t.Errorf("message %q should name both pools", c.Message)
