@@ -34,14 +34,20 @@ type Announcer struct {
 	mu     sync.RWMutex
 	owned  map[netip.Addr]map[string]bool // address → interfaces
 	ifaces map[string]*responder
-	gen    map[netip.Addr]uint64 // bumped on every take-over, so an old burst stops
+	gen    map[owned]uint64 // bumped on every take-over, so an old burst stops
 	next   uint64
 	closed bool
 }
 
+// owned is one address on one interface.
+type owned struct {
+	addr  netip.Addr
+	iface string
+}
+
 // New makes an announcer that owns nothing yet.
 func New(log logr.Logger) *Announcer {
-	return &Announcer{log: log, owned: map[netip.Addr]map[string]bool{}, ifaces: map[string]*responder{}, gen: map[netip.Addr]uint64{}}
+	return &Announcer{log: log, owned: map[netip.Addr]map[string]bool{}, ifaces: map[string]*responder{}, gen: map[owned]uint64{}}
 }
 
 func (a *Announcer) ownsOn(iface string) func(netip.Addr) bool {
@@ -77,12 +83,12 @@ func (a *Announcer) Apply(want map[netip.Addr][]string) error {
 		for name := range ifs {
 			if !slices.Contains(want[addr], name) {
 				delete(ifs, name)
+				delete(a.gen, owned{addr, name})
 				a.ifaces[name].leave(addr)
 			}
 		}
 		if len(ifs) == 0 {
 			delete(a.owned, addr)
-			delete(a.gen, addr)
 		}
 	}
 	for addr, names := range want {
@@ -103,7 +109,7 @@ func (a *Announcer) Apply(want map[netip.Addr][]string) error {
 			}
 			a.owned[addr][name] = true
 			a.next++
-			a.gen[addr] = a.next
+			a.gen[owned{addr, name}] = a.next
 			go a.burst(r, addr, name, a.next)
 		}
 	}
@@ -147,7 +153,7 @@ func (a *Announcer) burst(r *responder, addr netip.Addr, iface string, gen uint6
 	for _, at := range Burst {
 		time.Sleep(time.Until(start.Add(at)))
 		a.mu.RLock()
-		current := a.gen[addr] == gen && a.owned[addr][iface]
+		current := a.gen[owned{addr, iface}] == gen
 		a.mu.RUnlock()
 		if !current {
 			return
@@ -165,6 +171,7 @@ func (a *Announcer) Close() {
 	a.mu.Lock()
 	a.closed = true
 	a.owned = map[netip.Addr]map[string]bool{}
+	a.gen = map[owned]uint64{}
 	ifaces := a.ifaces
 	a.ifaces = map[string]*responder{}
 	a.mu.Unlock()
