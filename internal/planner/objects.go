@@ -18,11 +18,14 @@ type Objects struct {
 	Nodes    []corev1.Node
 	Pools    []v1alpha1.IPAddressPool
 	L2       []v1alpha1.L2Advertisement
+	BGP      []v1alpha1.BGPAdvertisement
+	Peers    []v1alpha1.BGPPeer
 	// LBClass is the loadBalancerClass handled ("" for Services without one).
 	LBClass string
 	// Members are the live speakers' nodes.
 	Members map[string]bool
-	// BadAdvertisement hears of an advertisement skipped for a selector that does not parse.
+	// BadAdvertisement hears of an advertisement or peer skipped for a selector that does not
+	// parse.
 	BadAdvertisement func(name string, err error)
 }
 
@@ -65,15 +68,31 @@ func (w Objects) Input() Input {
 			in.Services = append(in.Services, ps)
 		}
 	}
-	for _, ad := range w.L2 {
-		c, err := compileL2(ad)
-		if err != nil {
-			if w.BadAdvertisement != nil {
-				w.BadAdvertisement(ad.Name, err)
-			}
-			continue
+	bad := func(name string, err error) {
+		if w.BadAdvertisement != nil {
+			w.BadAdvertisement(name, err)
 		}
-		in.L2 = append(in.L2, c)
+	}
+	for _, ad := range w.L2 {
+		if c, err := compileL2(ad); err != nil {
+			bad(ad.Name, err)
+		} else {
+			in.L2 = append(in.L2, c)
+		}
+	}
+	for _, ad := range w.BGP {
+		if c, err := compileBGP(ad); err != nil {
+			bad(ad.Name, err)
+		} else {
+			in.BGP = append(in.BGP, c)
+		}
+	}
+	for _, p := range w.Peers {
+		if sels, err := poolset.Selectors(p.Spec.NodeSelectors); err != nil {
+			bad(p.Name, err)
+		} else {
+			in.Peers = append(in.Peers, Peer{Name: p.Name, NodeSelectors: sels})
+		}
 	}
 	return in
 }
@@ -140,6 +159,30 @@ func compileL2(ad v1alpha1.L2Advertisement) (L2Advertisement, error) {
 	}
 	for _, i := range ad.Spec.Interfaces {
 		c.Interfaces = append(c.Interfaces, string(i))
+	}
+	return c, nil
+}
+
+func compileBGP(ad v1alpha1.BGPAdvertisement) (BGPAdvertisement, error) {
+	c := BGPAdvertisement{Name: ad.Name, Pools: ad.Spec.IPAddressPools, Peers: ad.Spec.Peers, LocalPref: ad.Spec.LocalPref}
+	var err error
+	if c.PoolSelectors, err = poolset.Selectors(ad.Spec.IPAddressPoolSelectors); err != nil {
+		return c, err
+	}
+	if c.ServiceSelectors, err = poolset.Selectors(ad.Spec.ServiceSelectors); err != nil {
+		return c, err
+	}
+	if c.NodeSelectors, err = poolset.Selectors(ad.Spec.NodeSelectors); err != nil {
+		return c, err
+	}
+	if ad.Spec.AggregationLength != nil {
+		c.AggregationLength = int(*ad.Spec.AggregationLength)
+	}
+	if ad.Spec.AggregationLengthV6 != nil {
+		c.AggregationLengthV6 = int(*ad.Spec.AggregationLengthV6)
+	}
+	for _, cm := range ad.Spec.Communities {
+		c.Communities = append(c.Communities, string(cm))
 	}
 	return c, nil
 }

@@ -25,6 +25,9 @@ type Input struct {
 	Services []Service
 	// L2 are the L2Advertisements.
 	L2 []L2Advertisement
+	// BGP are the BGPAdvertisements, Peers the BGPPeers.
+	BGP   []BGPAdvertisement
+	Peers []Peer
 	// PoolLabels are the labels of each pool, for pool selectors.
 	PoolLabels map[string]map[string]string
 }
@@ -199,22 +202,24 @@ func matching(in Input, pools []string, s *Service) []*L2Advertisement {
 	var out []*L2Advertisement
 	for i := range in.L2 {
 		ad := &in.L2[i]
-		if selectsPool(in, ad, pools) && anyMatches(ad.ServiceSelectors, s.Labels) {
+		if selectsPool(in, ad.Pools, ad.PoolSelectors, pools) && anyMatches(ad.ServiceSelectors, s.Labels) {
 			out = append(out, ad)
 		}
 	}
 	return out
 }
 
-func selectsPool(in Input, ad *L2Advertisement, pools []string) bool {
-	if len(ad.Pools) == 0 && len(ad.PoolSelectors) == 0 {
+// selectsPool tells whether an advertisement naming names and selecting by sels takes an
+// address declared by pools (both empty: every address).
+func selectsPool(in Input, names []string, sels []labels.Selector, pools []string) bool {
+	if len(names) == 0 && len(sels) == 0 {
 		return true
 	}
 	for _, p := range pools {
-		if slices.Contains(ad.Pools, p) {
+		if slices.Contains(names, p) {
 			return true
 		}
-		for _, sel := range ad.PoolSelectors {
+		for _, sel := range sels {
 			if sel.Matches(labels.Set(in.PoolLabels[p])) {
 				return true
 			}
@@ -227,14 +232,8 @@ func selectsPool(in Input, ad *L2Advertisement, pools []string) bool {
 func eligible(in Input, ads []*L2Advertisement, s *Service) map[string]bool {
 	out := map[string]bool{}
 	for name := range in.Members {
-		n, known := in.Nodes[name]
-		if !known || n.NetworkUnavailable {
-			continue
-		}
-		if _, excluded := n.Labels[LabelExcludeFromLB]; excluded {
-			continue
-		}
-		if s.Local && !s.EndpointNodes[name] {
+		n, ok := mayAnnounce(in, name, s)
+		if !ok {
 			continue
 		}
 		for _, ad := range ads {
@@ -245,6 +244,19 @@ func eligible(in Input, ads []*L2Advertisement, s *Service) map[string]bool {
 		}
 	}
 	return out
+}
+
+// mayAnnounce tells whether a node may announce s at all: known, network available, not
+// excluded from load balancers, and for Local holding a ready endpoint.
+func mayAnnounce(in Input, name string, s *Service) (Node, bool) {
+	n, known := in.Nodes[name]
+	if !known || n.NetworkUnavailable {
+		return n, false
+	}
+	if _, excluded := n.Labels[LabelExcludeFromLB]; excluded {
+		return n, false
+	}
+	return n, !s.Local || s.EndpointNodes[name]
 }
 
 func nodeSelected(n Node, ad *L2Advertisement) bool { return anyMatches(ad.NodeSelectors, n.Labels) }

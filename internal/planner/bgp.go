@@ -1,0 +1,148 @@
+package planner
+
+import (
+	"maps"
+	"net/netip"
+	"slices"
+
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// BGPAdvertisement is the compiled form of a BGPAdvertisement.
+type BGPAdvertisement struct {
+	Name             string
+	Pools            []string
+	PoolSelectors    []labels.Selector
+	ServiceSelectors []labels.Selector
+	NodeSelectors    []labels.Selector
+	// Peers names the BGPPeers to announce to; empty: all.
+	Peers []string
+	// AggregationLength(V6) is the announced prefix length; 0 means host routes.
+	AggregationLength, AggregationLengthV6 int
+	LocalPref                              *uint32
+	Communities                            []string
+}
+
+// Peer is what the planner needs of a BGPPeer: its name and which nodes peer with it.
+type Peer struct {
+	Name          string
+	NodeSelectors []labels.Selector
+}
+
+// Route is one prefix a node announces over BGP, with its path attributes.
+type Route struct {
+	Prefix netip.Prefix
+	// Peers the route goes to, sorted.
+	Peers []string
+	// Communities, sorted and unique, from every advertisement behind the route.
+	Communities []string
+	// LocalPref is the highest asked for (nil: none).
+	LocalPref *uint32
+	// Services behind the route, sorted.
+	Services []string
+}
+
+// BGPFor lists the routes node announces, sorted by prefix. An address is announced when a
+// BGP advertisement selects it and its Service, the advertisement's node selectors take the
+// node, and the node may announce the Service at all (known, network available, not excluded,
+// for Local a ready endpoint here): every such node announces, and the router spreads the
+// traffic over them. Addresses are aggregated to the advertisement's lengths and sent to the
+// peers it names (all when none) that peer with this node. Liveness is not asked: a node
+// whose speaker runs is alive, and a dead one's routes go with its sessions.
+func BGPFor(in Input, node string) []Route {
+	n := in.Nodes[node]
+	peersHere := map[string]bool{}
+	for _, p := range in.Peers {
+		if anyMatches(p.NodeSelectors, n.Labels) {
+			peersHere[p.Name] = true
+		}
+	}
+	byPrefix := map[netip.Prefix]*routeAcc{}
+	for i := range in.Services {
+		s := &in.Services[i]
+		if _, ok := mayAnnounce(in, node, s); !ok {
+			continue
+		}
+		for _, ip := range s.IPs {
+			for j := range in.BGP {
+				ad := &in.BGP[j]
+				if !selectsPool(in, ad.Pools, ad.PoolSelectors, ip.Pools) || !anyMatches(ad.ServiceSelectors, s.Labels) || !anyMatches(ad.NodeSelectors, n.Labels) {
+					continue
+				}
+				peers := adPeers(ad, peersHere)
+				if len(peers) == 0 {
+					continue
+				}
+				prefix := aggregate(ip.Addr, ad)
+				acc := byPrefix[prefix]
+				if acc == nil {
+					acc = &routeAcc{peers: map[string]bool{}, communities: map[string]bool{}, services: map[string]bool{}}
+					byPrefix[prefix] = acc
+				}
+				acc.add(s.Key, peers, ad)
+			}
+		}
+	}
+	out := make([]Route, 0, len(byPrefix))
+	for _, prefix := range slices.SortedFunc(maps.Keys(byPrefix), comparePrefix) {
+		out = append(out, byPrefix[prefix].route(prefix))
+	}
+	return out
+}
+
+func adPeers(ad *BGPAdvertisement, here map[string]bool) []string {
+	if len(ad.Peers) == 0 {
+		return slices.Collect(maps.Keys(here))
+	}
+	var out []string
+	for _, p := range ad.Peers {
+		if here[p] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// aggregate is the prefix an address is announced as.
+func aggregate(a netip.Addr, ad *BGPAdvertisement) netip.Prefix {
+	bits := a.BitLen()
+	if l := ad.AggregationLength; a.Is4() && l > 0 {
+		bits = l
+	}
+	if l := ad.AggregationLengthV6; a.Is6() && l > 0 {
+		bits = l
+	}
+	return netip.PrefixFrom(a, bits).Masked()
+}
+
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
+}
+
+// routeAcc gathers what several addresses and advertisements contribute to one prefix.
+type routeAcc struct {
+	peers, communities, services map[string]bool
+	localPref                    *uint32
+}
+
+func (r *routeAcc) add(svc string, peers []string, ad *BGPAdvertisement) {
+	r.services[svc] = true
+	for _, p := range peers {
+		r.peers[p] = true
+	}
+	for _, c := range ad.Communities {
+		r.communities[c] = true
+	}
+	if ad.LocalPref != nil && (r.localPref == nil || *ad.LocalPref > *r.localPref) {
+		lp := *ad.LocalPref
+		r.localPref = &lp
+	}
+}
+
+func (r *routeAcc) route(p netip.Prefix) Route {
+	return Route{Prefix: p, Peers: slices.Sorted(maps.Keys(r.peers)), Communities: slices.Sorted(maps.Keys(r.communities)),
+		LocalPref: r.localPref, Services: slices.Sorted(maps.Keys(r.services))}
+}

@@ -1,0 +1,98 @@
+package planner
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+func TestBGPFor(t *testing.T) {
+	u32 := func(v uint32) *uint32 { return &v }
+	edge := labels.SelectorFromSet(labels.Set{"edge": "true"})
+	base := func() Input {
+		ns := nodes("a", "b")
+		ns["b"].Labels["edge"] = "true"
+		return Input{Nodes: ns, Peers: []Peer{{Name: "tor"}}, BGP: []BGPAdvertisement{{Name: "all"}},
+			Services: []Service{svc("ns/web", "203.0.113.5", "2001:db8:203::5")}}
+	}
+	type want struct {
+		prefix, peers, communities string
+		localPref                  *uint32
+		services                   string
+	}
+	show := func(rs []Route) []want {
+		var out []want
+		for _, r := range rs {
+			out = append(out, want{r.Prefix.String(), fmt.Sprint(r.Peers), fmt.Sprint(r.Communities), r.LocalPref, fmt.Sprint(r.Services)})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name   string
+		mutate func(*Input)
+		node   string
+		want   []want
+	}{
+		{"host routes to every peer", func(*Input) {}, "a", []want{
+			{"203.0.113.5/32", "[tor]", "[]", nil, "[ns/web]"}, {"2001:db8:203::5/128", "[tor]", "[]", nil, "[ns/web]"}}},
+		{"every eligible node announces", func(*Input) {}, "b", []want{
+			{"203.0.113.5/32", "[tor]", "[]", nil, "[ns/web]"}, {"2001:db8:203::5/128", "[tor]", "[]", nil, "[ns/web]"}}},
+		{"aggregation merges Services", func(in *Input) {
+			in.BGP[0].AggregationLength, in.BGP[0].AggregationLengthV6 = 24, 64
+			in.Services = append(in.Services, svc("ns/db", "203.0.113.9"))
+		}, "a", []want{
+			{"203.0.113.0/24", "[tor]", "[]", nil, "[ns/db ns/web]"}, {"2001:db8:203::/64", "[tor]", "[]", nil, "[ns/web]"}}},
+		{"attributes from every advertisement", func(in *Input) {
+			in.BGP = []BGPAdvertisement{{Name: "x", Communities: []string{"65000:1"}, LocalPref: u32(100)},
+				{Name: "y", Communities: []string{"large:1:2:3", "65000:1"}, LocalPref: u32(200)}}
+			in.Services[0].IPs = in.Services[0].IPs[:1]
+		}, "a", []want{{"203.0.113.5/32", "[tor]", "[65000:1 large:1:2:3]", u32(200), "[ns/web]"}}},
+		{"Local: only with an endpoint here", func(in *Input) {
+			in.Services[0].Local, in.Services[0].EndpointNodes = true, members("b")
+		}, "a", nil},
+		{"Local: the node with the endpoint", func(in *Input) {
+			in.Services[0].Local, in.Services[0].EndpointNodes = true, members("b")
+			in.Services[0].IPs = in.Services[0].IPs[:1]
+		}, "b", []want{{"203.0.113.5/32", "[tor]", "[]", nil, "[ns/web]"}}},
+		{"excluded node", func(in *Input) { in.Nodes["a"].Labels[LabelExcludeFromLB] = "" }, "a", nil},
+		{"advertisement node selector", func(in *Input) { in.BGP[0].NodeSelectors = []labels.Selector{edge} }, "a", nil},
+		{"peer only for other nodes", func(in *Input) { in.Peers[0].NodeSelectors = []labels.Selector{edge} }, "a", nil},
+		{"advertisement names another peer", func(in *Input) {
+			in.Peers = append(in.Peers, Peer{Name: "spine"})
+			in.BGP[0].Peers = []string{"spine"}
+			in.Services[0].IPs = in.Services[0].IPs[:1]
+		}, "a", []want{{"203.0.113.5/32", "[spine]", "[]", nil, "[ns/web]"}}},
+		{"no peers at all", func(in *Input) { in.Peers = nil }, "a", nil},
+		{"pool not selected", func(in *Input) { in.BGP[0].Pools = []string{"other"} }, "a", nil},
+		{"no BGP advertisement", func(in *Input) { in.BGP = nil }, "a", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := base()
+			tc.mutate(&in)
+			got := show(BGPFor(in, tc.node))
+			if !slices.EqualFunc(got, tc.want, func(a, b want) bool {
+				return a.prefix == b.prefix && a.peers == b.peers && a.communities == b.communities && a.services == b.services &&
+					(a.localPref == nil) == (b.localPref == nil) && (a.localPref == nil || *a.localPref == *b.localPref)
+			}) {
+				t.Errorf("routes\n got %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestBGPForTenThousandAddressesIsSortedAndComplete(t *testing.T) {
+	in := Input{Nodes: nodes("a"), Peers: []Peer{{Name: "tor"}}, BGP: []BGPAdvertisement{{Name: "all"}}, Services: manyIPs(10000)}
+	rs := BGPFor(in, "a")
+	if len(rs) != 10000 {
+		t.Fatalf("%d routes, want 10000", len(rs))
+	}
+	if !slices.IsSortedFunc(rs, func(a, b Route) int { return comparePrefix(a.Prefix, b.Prefix) }) {
+		t.Error("routes are not sorted")
+	}
+	if rs[0].Prefix != netip.MustParsePrefix("198.18.0.0/32") {
+		t.Errorf("first route %s", rs[0].Prefix)
+	}
+}
