@@ -15,7 +15,6 @@ import (
 // The speakers' kinds are validated by the API server from their schemas: what a user writes
 // wrong is rejected with a message that says where.
 func TestSpeakerKindsValidation(t *testing.T) {
-	ctx := context.Background()
 	adv := func(name string, mutate func(*v1alpha1.L2AdvertisementSpec)) *v1alpha1.L2Advertisement {
 		a := &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: name}}
 		mutate(&a.Spec)
@@ -50,21 +49,7 @@ func TestSpeakerKindsValidation(t *testing.T) {
 		{"speaker status", report("node-a", v1alpha1.Announcement{IP: "192.0.2.1", Mode: v1alpha1.ModeL2, Interfaces: []v1alpha1.InterfaceName{"eth0"}}), ""},
 		{"unknown announcement mode", report("node-b", v1alpha1.Announcement{IP: "192.0.2.1", Mode: "Carrier pigeon"}), "status.announcements[0].mode"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			err := createWithStatus(ctx, tc.obj)
-			if tc.want == "" {
-				must(t, err)
-				must(t, k8s.Delete(ctx, tc.obj))
-				return
-			}
-			if err == nil {
-				_ = k8s.Delete(ctx, tc.obj)
-				t.Fatal("accepted")
-			}
-			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %q, want an Invalid error about %s", err, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { expectValidation(t, tc.obj, tc.want, createWithStatus) })
 	}
 }
 
@@ -85,4 +70,24 @@ func createWithStatus(ctx context.Context, obj client.Object) error {
 		return err
 	}
 	return nil
+}
+
+// expectValidation creates obj (through create) and checks the API server's verdict: accepted
+// when want is "" (the object is removed again), else an Invalid error containing want.
+func expectValidation(t *testing.T, obj client.Object, want string, create func(context.Context, client.Object) error) {
+	t.Helper()
+	ctx := context.Background()
+	err := create(ctx, obj)
+	if want == "" {
+		must(t, err)
+		must(t, k8s.Delete(ctx, obj))
+		return
+	}
+	if err == nil {
+		_ = k8s.Delete(ctx, obj)
+		t.Fatal("accepted")
+	}
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q, want an Invalid error about %s", err, want)
+	}
 }

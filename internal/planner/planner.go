@@ -295,7 +295,7 @@ func winner(nodes map[string]bool, addr netip.Addr) string {
 	a := addr.String()
 	best, bestScore := "", uint64(0)
 	for n := range nodes {
-		s := Score(n, a)
+		s := score(n, a)
 		if best == "" || s > bestScore || (s == bestScore && strings.Compare(n, best) < 0) {
 			best, bestScore = n, s
 		}
@@ -303,8 +303,8 @@ func winner(nodes map[string]bool, addr netip.Addr) string {
 	return best
 }
 
-// Score is the rendezvous weight of node for an address.
-func Score(node, addr string) uint64 {
+// score is the rendezvous weight of node for an address.
+func score(node, addr string) uint64 {
 	h := xxhash.New()
 	_, _ = h.WriteString(node)
 	_, _ = h.Write([]byte{0})

@@ -145,14 +145,3 @@ func (r ProbeResult) Longest() time.Duration {
 	}
 	return m
 }
-
-// Pods counts the answers per pod.
-func (r ProbeResult) Pods() map[string]int {
-	out := map[string]int{}
-	for _, s := range r.Samples {
-		if s.OK() {
-			out[s.Reply.Pod]++
-		}
-	}
-	return out
-}

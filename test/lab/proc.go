@@ -90,16 +90,6 @@ func (p *Process) Running() bool {
 	return p.cmd != nil && !closed(p.done)
 }
 
-// Pid is the program's process id (0 when not running).
-func (p *Process) Pid() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil || closed(p.done) {
-		return 0
-	}
-	return p.cmd.Process.Pid
-}
-
 // Exited returns a channel closed when the running program exits (nil when none runs).
 func (p *Process) Exited() <-chan struct{} {
 	p.mu.Lock()
