@@ -12,6 +12,7 @@ import (
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Announced",type=integer,JSONPath=`.status.announcedCount`
 // +kubebuilder:printcolumn:name="Members",type=string,JSONPath=`.status.members`
+// +kubebuilder:printcolumn:name="Sessions",type=string,JSONPath=`.status.sessions[*].state`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type SpeakerStatus struct {
@@ -47,6 +48,15 @@ type Announcement struct {
 	// +kubebuilder:validation:MaxItems=32
 	// +listType=atomic
 	Interfaces []InterfaceName `json:"interfaces,omitempty"`
+	// Peers are the BGPPeers whose established sessions carry the address (BGP).
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=atomic
+	Peers []string `json:"peers,omitempty"`
+	// Prefix is the announced prefix when it is wider than the address (BGP aggregation).
+	// +optional
+	// +kubebuilder:validation:MaxLength=49
+	Prefix string `json:"prefix,omitempty"`
 	// Services that hold the address, as namespace/name.
 	// +optional
 	// +kubebuilder:validation:MaxItems=64
@@ -71,11 +81,40 @@ type SpeakerReport struct {
 	// +kubebuilder:validation:MaxItems=5000
 	// +listType=set
 	Members []string `json:"members,omitempty"`
+	// Sessions are the node's BGP sessions.
+	// +optional
+	// +kubebuilder:validation:MaxItems=256
+	// +listType=map
+	// +listMapKey=peer
+	Sessions []BGPSessionStatus `json:"sessions,omitempty"`
 	// Conditions: Ready (the speaker has joined its peers and applies its plan).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// BGPSessionStatus is one BGP session of a node.
+type BGPSessionStatus struct {
+	// Peer is the BGPPeer's name.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	Peer string `json:"peer"`
+	// Address is the peer's address.
+	// +optional
+	// +kubebuilder:validation:MaxLength=45
+	Address string `json:"address,omitempty"`
+	// State is the BGP state (Idle, Connect, Active, OpenSent, OpenConfirm, Established).
+	// +optional
+	// +kubebuilder:validation:MaxLength=16
+	State string `json:"state,omitempty"`
+	// BFD is the BFD session's state (Up, Down, Init, AdminDown); empty when BFD is off.
+	// +optional
+	// +kubebuilder:validation:MaxLength=16
+	BFD string `json:"bfd,omitempty"`
+	// Advertised is the number of prefixes sent on the session.
+	// +optional
+	Advertised int32 `json:"advertised,omitempty"`
 }
 
 // SpeakerStatusList is a list of SpeakerStatuses.

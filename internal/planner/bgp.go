@@ -40,6 +40,20 @@ type Route struct {
 	LocalPref *uint32
 	// Services behind the route, sorted.
 	Services []string
+	// Addrs are the Service addresses the prefix covers, sorted.
+	Addrs []netip.Addr
+}
+
+// PeersFor names the BGPPeers a node peers with, sorted.
+func PeersFor(in Input, node string) []string {
+	var out []string
+	for _, p := range in.Peers {
+		if anyMatches(p.NodeSelectors, in.Nodes[node].Labels) {
+			out = append(out, p.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // BGPFor lists the routes node announces, sorted by prefix. An address is announced when a
@@ -52,10 +66,8 @@ type Route struct {
 func BGPFor(in Input, node string) []Route {
 	n := in.Nodes[node]
 	peersHere := map[string]bool{}
-	for _, p := range in.Peers {
-		if anyMatches(p.NodeSelectors, n.Labels) {
-			peersHere[p.Name] = true
-		}
+	for _, p := range PeersFor(in, node) {
+		peersHere[p] = true
 	}
 	byPrefix := map[netip.Prefix]*routeAcc{}
 	for i := range in.Services {
@@ -76,10 +88,11 @@ func BGPFor(in Input, node string) []Route {
 				prefix := aggregate(ip.Addr, ad)
 				acc := byPrefix[prefix]
 				if acc == nil {
-					acc = &routeAcc{peers: map[string]bool{}, communities: map[string]bool{}, services: map[string]bool{}}
+					acc = &routeAcc{peers: map[string]bool{}, communities: map[string]bool{}, services: map[string]bool{}, addrs: map[netip.Addr]bool{}}
 					byPrefix[prefix] = acc
 				}
 				acc.add(s.Key, peers, ad)
+				acc.addrs[ip.Addr] = true
 			}
 		}
 	}
@@ -125,6 +138,7 @@ func comparePrefix(a, b netip.Prefix) int {
 // routeAcc gathers what several addresses and advertisements contribute to one prefix.
 type routeAcc struct {
 	peers, communities, services map[string]bool
+	addrs                        map[netip.Addr]bool
 	localPref                    *uint32
 }
 
@@ -144,5 +158,5 @@ func (r *routeAcc) add(svc string, peers []string, ad *BGPAdvertisement) {
 
 func (r *routeAcc) route(p netip.Prefix) Route {
 	return Route{Prefix: p, Peers: slices.Sorted(maps.Keys(r.peers)), Communities: slices.Sorted(maps.Keys(r.communities)),
-		LocalPref: r.localPref, Services: slices.Sorted(maps.Keys(r.services))}
+		LocalPref: r.localPref, Services: slices.Sorted(maps.Keys(r.services)), Addrs: slices.SortedFunc(maps.Keys(r.addrs), netip.Addr.Compare)}
 }

@@ -96,3 +96,19 @@ func TestBGPForTenThousandAddressesIsSortedAndComplete(t *testing.T) {
 		t.Errorf("first route %s", rs[0].Prefix)
 	}
 }
+
+func TestBGPRouteAddrsAndPeersFor(t *testing.T) {
+	edge := labels.SelectorFromSet(labels.Set{"edge": "true"})
+	ns := nodes("a", "b")
+	ns["b"].Labels["edge"] = "true"
+	in := Input{Nodes: ns, Peers: []Peer{{Name: "tor"}, {Name: "spine", NodeSelectors: []labels.Selector{edge}}},
+		BGP:      []BGPAdvertisement{{Name: "all", AggregationLength: 24}},
+		Services: []Service{svc("ns/web", "203.0.113.5"), svc("ns/db", "203.0.113.9")}}
+	rs := BGPFor(in, "a")
+	if len(rs) != 1 || fmt.Sprint(rs[0].Addrs) != "[203.0.113.5 203.0.113.9]" {
+		t.Fatalf("aggregate %+v, want one /24 covering .5 and .9", rs)
+	}
+	if got := fmt.Sprint(PeersFor(in, "a"), PeersFor(in, "b")); got != "[tor] [spine tor]" {
+		t.Fatalf("PeersFor a, b = %s", got)
+	}
+}

@@ -49,10 +49,13 @@ func LiveSpeakers(statuses []v1alpha1.SpeakerStatus) map[string]bool {
 // announcer is one live node's announcement of an address.
 type announcer struct {
 	node       string
-	interfaces []string
+	mode       v1alpha1.AnnouncementMode
+	interfaces []string // L2
+	peers      []string // BGP
 }
 
-// Announcers maps each address to the live nodes announcing it over layer 2.
+// Announcers maps each address to the live nodes announcing it, over layer 2 or over BGP
+// sessions that are established.
 func Announcers(statuses []v1alpha1.SpeakerStatus, live map[string]bool) map[netip.Addr][]announcer {
 	out := map[netip.Addr][]announcer{}
 	for _, st := range statuses {
@@ -61,10 +64,10 @@ func Announcers(statuses []v1alpha1.SpeakerStatus, live map[string]bool) map[net
 		}
 		for _, a := range st.Status.Announcements {
 			addr, err := netip.ParseAddr(a.IP)
-			if err != nil || a.Mode != v1alpha1.ModeL2 {
+			if err != nil || (a.Mode == v1alpha1.ModeBGP && len(a.Peers) == 0) {
 				continue
 			}
-			an := announcer{node: st.Name}
+			an := announcer{node: st.Name, mode: a.Mode, peers: a.Peers}
 			for _, i := range a.Interfaces {
 				an.interfaces = append(an.interfaces, string(i))
 			}
@@ -75,8 +78,8 @@ func Announcers(statuses []v1alpha1.SpeakerStatus, live map[string]bool) map[net
 }
 
 // Desired computes the Announced condition of a Service holding ips: True when every address
-// is announced by a live node ("L2 from node-b on eth0"), else False with the planner's
-// reason for the first address nobody announces.
+// is announced by a live node ("L2 from node-b on eth0", "BGP from node-a, node-c to 2
+// peers"), else False with the planner's reason for the first address nobody announces.
 func Desired(ips []netip.Addr, announced map[netip.Addr][]announcer, decisions map[netip.Addr]planner.Decision, generation int64) metav1.Condition {
 	c := metav1.Condition{Type: v1alpha1.ConditionAnnounced, ObservedGeneration: generation, Status: metav1.ConditionTrue, Reason: ReasonAnnounced}
 	var parts []string
@@ -95,22 +98,44 @@ func Desired(ips []netip.Addr, announced map[netip.Addr][]announcer, decisions m
 			}
 			return c
 		}
-		var who []string
-		for _, a := range ans {
-			w := "L2 from " + a.node
-			if len(a.interfaces) > 0 {
-				w += " on " + strings.Join(a.interfaces, ", ")
-			}
-			who = append(who, w)
-		}
-		slices.Sort(who)
-		parts = append(parts, fmt.Sprintf("%s: %s", ip, strings.Join(who, "; ")))
+		parts = append(parts, fmt.Sprintf("%s: %s", ip, describe(ans)))
 	}
 	c.Message = strings.Join(parts, "; ")
 	if len(ips) == 1 {
 		c.Message = strings.TrimPrefix(c.Message, ips[0].String()+": ")
 	}
 	return c
+}
+
+// describe says who announces an address: each L2 owner with its interfaces, and the BGP
+// nodes with the number of peers they reach.
+func describe(ans []announcer) string {
+	var who, bgpNodes []string
+	peers := map[string]bool{}
+	for _, a := range ans {
+		if a.mode == v1alpha1.ModeBGP {
+			bgpNodes = append(bgpNodes, a.node)
+			for _, p := range a.peers {
+				peers[p] = true
+			}
+			continue
+		}
+		w := "L2 from " + a.node
+		if len(a.interfaces) > 0 {
+			w += " on " + strings.Join(a.interfaces, ", ")
+		}
+		who = append(who, w)
+	}
+	slices.Sort(who)
+	if len(bgpNodes) > 0 {
+		slices.Sort(bgpNodes)
+		unit := "peers"
+		if len(peers) == 1 {
+			unit = "peer"
+		}
+		who = append(who, fmt.Sprintf("BGP from %s to %d %s", strings.Join(slices.Compact(bgpNodes), ", "), len(peers), unit))
+	}
+	return strings.Join(who, "; ")
 }
 
 func explain(r planner.Reason) string {

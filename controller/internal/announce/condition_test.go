@@ -76,3 +76,22 @@ func TestDesired(t *testing.T) {
 		}
 	}
 }
+
+func TestDesiredBGP(t *testing.T) {
+	vip := netip.MustParseAddr("203.0.113.5")
+	bgp := func(node string, peers ...string) v1alpha1.SpeakerStatus {
+		return v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: node}, Status: v1alpha1.SpeakerReport{
+			Members:       []string{"a", "b", "c"},
+			Announcements: []v1alpha1.Announcement{{IP: vip.String(), Mode: v1alpha1.ModeBGP, Peers: peers}}}}
+	}
+	statuses := []v1alpha1.SpeakerStatus{bgp("c", "tor1"), bgp("a", "tor1", "tor2"), bgp("b")}
+	c := Desired([]netip.Addr{vip}, Announcers(statuses, LiveSpeakers(statuses)), nil, 1)
+	if c.Status != metav1.ConditionTrue || c.Message != "BGP from a, c to 2 peers" {
+		t.Errorf("BGP from two nodes (b has no established session): %+v", c)
+	}
+	statuses = []v1alpha1.SpeakerStatus{bgp("b")}
+	c = Desired([]netip.Addr{vip}, Announcers(statuses, LiveSpeakers(statuses)), map[netip.Addr]planner.Decision{vip: {Owner: "b over BGP"}}, 1)
+	if c.Status != metav1.ConditionFalse || c.Reason != ReasonPending || !strings.Contains(c.Message, "b over BGP") {
+		t.Errorf("no established session: %+v", c)
+	}
+}

@@ -2,7 +2,10 @@ package announce
 
 import (
 	"context"
+	"maps"
 	"net/netip"
+	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -28,7 +31,7 @@ import (
 // the IPAllocated condition (written by the allocation controller) never overwrite each other.
 const FieldOwner = "vipcast-announce"
 
-// +kubebuilder:rbac:groups=vipcast.io,resources=speakerstatuses;l2advertisements,verbs=get;list;watch
+// +kubebuilder:rbac:groups=vipcast.io,resources=speakerstatuses;l2advertisements;bgpadvertisements;bgppeers,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
 
@@ -149,8 +152,10 @@ func (r *Reconciler) plan(ctx context.Context, svc *corev1.Service, live map[str
 	var nodes corev1.NodeList
 	var pools v1alpha1.IPAddressPoolList
 	var ads v1alpha1.L2AdvertisementList
+	var bgpAds v1alpha1.BGPAdvertisementList
+	var peers v1alpha1.BGPPeerList
 	var slices discoveryv1.EndpointSliceList
-	for _, l := range []client.ObjectList{&nodes, &pools, &ads} {
+	for _, l := range []client.ObjectList{&nodes, &pools, &ads, &bgpAds, &peers} {
 		if err := r.Client.List(ctx, l); err != nil {
 			return nil, err
 		}
@@ -159,11 +164,32 @@ func (r *Reconciler) plan(ctx context.Context, svc *corev1.Service, live map[str
 		return nil, err
 	}
 	objs.Nodes, objs.Pools, objs.L2, objs.Slices = nodes.Items, pools.Items, ads.Items, slices.Items
+	objs.BGP, objs.Peers = bgpAds.Items, peers.Items
+	in := objs.Input()
 	out := map[netip.Addr]planner.Decision{}
-	for _, d := range planner.L2(objs.Input()) {
+	for _, d := range planner.L2(in) {
 		out[d.Addr] = d
 	}
+	viaBGP(in, out)
 	return out, nil
+}
+
+// viaBGP turns "no L2 advertisement" into "pending" for addresses that live nodes should
+// announce over BGP, naming them.
+func viaBGP(in planner.Input, out map[netip.Addr]planner.Decision) {
+	nodes := map[netip.Addr][]string{}
+	for _, node := range slices.Sorted(maps.Keys(in.Members)) {
+		for _, r := range planner.BGPFor(in, node) {
+			for _, a := range r.Addrs {
+				nodes[a] = append(nodes[a], node)
+			}
+		}
+	}
+	for a, who := range nodes {
+		if d := out[a]; d.Reason == planner.NoAdvertisement || d.Reason == "" {
+			out[a] = planner.Decision{Addr: a, Owner: strings.Join(who, ", ") + " over BGP"}
+		}
+	}
 }
 
 // transition keeps lastTransitionTime unless the status flips.

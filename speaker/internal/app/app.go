@@ -30,7 +30,8 @@ import (
 
 // +kubebuilder:rbac:groups="",resources=services;nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
-// +kubebuilder:rbac:groups=vipcast.io,resources=ipaddresspools;l2advertisements,verbs=get;list;watch
+// +kubebuilder:rbac:groups=vipcast.io,resources=ipaddresspools;l2advertisements;bgpadvertisements;bgppeers,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 // +kubebuilder:rbac:groups=vipcast.io,resources=speakerstatuses,verbs=get;create
 // +kubebuilder:rbac:groups=vipcast.io,resources=speakerstatuses/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -101,7 +102,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		trigger: make(chan struct{}, 1), m: newMetrics(&ann.Stats),
 		status: &statusWriter{node: o.Node, client: mgr.GetClient(), reader: mgr.GetAPIReader(), log: log},
 	}
-	for _, obj := range []client.Object{&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{}, &v1alpha1.IPAddressPool{}, &v1alpha1.L2Advertisement{}} {
+	sp.bgp = &bgpSide{node: o.Node, log: log.WithName("bgp"), secrets: mgr.GetAPIReader(), changed: sp.poke,
+		badPeers: func(name string, err error) { log.Error(err, "Skipping a BGPPeer", "bgpPeer", name) }}
+	for _, obj := range []client.Object{&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{}, &v1alpha1.IPAddressPool{}, &v1alpha1.L2Advertisement{}, &v1alpha1.BGPAdvertisement{}, &v1alpha1.BGPPeer{}} {
 		inf, err := mgr.GetCache().GetInformer(ctx, obj)
 		if err != nil {
 			return err

@@ -11,9 +11,15 @@ import (
 
 // metrics are the speaker's Prometheus metrics (prefix vipcast_).
 type metrics struct {
-	announced prometheus.Gauge
-	members   prometheus.Gauge
-	takeovers prometheus.Counter
+	announced    prometheus.Gauge
+	members      prometheus.Gauge
+	takeovers    prometheus.Counter
+	bgpAnnounced prometheus.Gauge
+	sessionUp    *prometheus.GaugeVec
+	bfdUp        *prometheus.GaugeVec
+	advertised   *prometheus.GaugeVec
+	bgpUpdates   prometheus.CounterFunc
+	updates      atomic.Uint64
 }
 
 func newMetrics(stats *layer2.Stats) *metrics {
@@ -25,7 +31,13 @@ func newMetrics(stats *layer2.Stats) *metrics {
 	counter := func(name, help string, v *atomic.Uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v.Load()) })
 	}
-	collectors := []prometheus.Collector{m.announced, m.members, m.takeovers,
+	m.bgpAnnounced = prometheus.NewGauge(prometheus.GaugeOpts{Name: "vipcast_bgp_announced_addresses", Help: "Addresses this node announces over BGP on at least one established session."})
+	m.sessionUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vipcast_bgp_session_up", Help: "1 when the BGP session to the peer is established."}, []string{"peer"})
+	m.bfdUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vipcast_bfd_session_up", Help: "1 when the BFD session to the peer is up (only peers with BFD)."}, []string{"peer"})
+	m.advertised = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vipcast_bgp_prefixes_advertised", Help: "Prefixes sent to the peer and not withdrawn."}, []string{"peer"})
+	m.bgpUpdates = prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vipcast_bgp_path_updates_total", Help: "Paths announced or withdrawn by this speaker."},
+		func() float64 { return float64(m.updates.Load()) })
+	collectors := []prometheus.Collector{m.announced, m.members, m.takeovers, m.bgpAnnounced, m.sessionUp, m.bfdUp, m.advertised, m.bgpUpdates,
 		counter("vipcast_l2_arp_requests_total", "ARP requests received for owned addresses.", &stats.ARPRequests),
 		counter("vipcast_l2_arp_replies_total", "ARP replies sent.", &stats.ARPReplies),
 		counter("vipcast_l2_ndp_solicitations_total", "Neighbour solicitations received for owned addresses.", &stats.NDPSolicitations),
@@ -40,7 +52,25 @@ func newMetrics(stats *layer2.Stats) *metrics {
 	return m
 }
 
-func (m *metrics) observe(announced, members int) {
+func (m *metrics) observe(announced, members int, b bgpResult) {
 	m.announced.Set(float64(announced))
 	m.members.Set(float64(members))
+	m.bgpAnnounced.Set(float64(len(b.announced)))
+	m.updates.Store(b.updates)
+	m.sessionUp.Reset()
+	m.bfdUp.Reset()
+	m.advertised.Reset()
+	one := func(ok bool) float64 {
+		if ok {
+			return 1
+		}
+		return 0
+	}
+	for _, st := range b.sessions {
+		m.sessionUp.WithLabelValues(st.Name).Set(one(st.Established))
+		m.advertised.WithLabelValues(st.Name).Set(float64(st.Advertised))
+		if st.BFD != "" {
+			m.bfdUp.WithLabelValues(st.Name).Set(one(st.BFD == "Up"))
+		}
+	}
 }

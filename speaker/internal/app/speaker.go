@@ -2,7 +2,7 @@ package app
 
 import (
 	"context"
-
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -42,11 +42,34 @@ type speaker struct {
 	resync   time.Duration
 	leave    time.Duration
 
+	bgp     *bgpSide
 	trigger chan struct{}
 	joining atomic.Bool
-	owned   map[netip.Addr]planner.Decision
+	owned   map[annKey]announcement
 	status  *statusWriter
 	m       *metrics
+}
+
+// annKey is one address announced one way.
+type annKey struct {
+	addr netip.Addr
+	mode v1alpha1.AnnouncementMode
+}
+
+// announcement is how this node announces an address.
+type announcement struct {
+	mode       v1alpha1.AnnouncementMode
+	services   []string
+	interfaces []string // L2
+	peers      []string // BGP: the established sessions carrying it
+	prefix     string   // BGP: the aggregate, when wider than the address
+}
+
+func (a announcement) describe(node string) string {
+	if a.mode == v1alpha1.ModeBGP {
+		return fmt.Sprintf("over BGP from %s to %s", node, strings.Join(a.peers, ", "))
+	}
+	return fmt.Sprintf("over L2 from %s on %s", node, strings.Join(a.interfaces, ", "))
 }
 
 // poke asks for a new plan (coalesced).
@@ -76,7 +99,8 @@ func (s *speaker) Start(ctx context.Context) error {
 }
 
 // stop is the graceful exit: leave first, so the others take over at once, then stop
-// answering (no moment with two answers), then go.
+// answering (no moment with two answers), withdraw the BGP routes and wait until the
+// routers were sent the withdrawals (unless graceful restart keeps them), then go.
 func (s *speaker) stop() {
 	start := time.Now()
 	if err := s.cluster.Leave(s.leave); err != nil {
@@ -84,10 +108,11 @@ func (s *speaker) stop() {
 	}
 	s.ann.Close()
 	_ = s.cluster.Shutdown()
-	// Take back what SpeakerStatus claims, so nobody reads a stale announcement.
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s.status.write(ctx, nil, nil)
+	s.bgp.stop(ctx)
+	// Take back what SpeakerStatus claims, so nobody reads a stale announcement.
+	s.status.write(ctx, nil, nil, nil)
 	s.log.Info("Stopped", "took", time.Since(start).String())
 }
 
@@ -97,44 +122,51 @@ func (s *speaker) sync(ctx context.Context) {
 		s.log.Error(err, "Reading the cluster state failed")
 		return
 	}
-	decisions := planner.L2(w.Input())
-	mine := map[netip.Addr]planner.Decision{}
+	in := w.Input()
+	mine := map[annKey]announcement{}
 	want := map[netip.Addr][]string{}
 	self := nodeOf(w.Nodes, s.node)
-	for _, d := range planner.For(decisions, s.node) {
+	for _, d := range planner.For(planner.L2(in), s.node) {
 		ifs := s.interfaces(d, self)
 		if len(ifs) == 0 {
 			continue
 		}
-		d.Interfaces, d.OnNodeInterface = ifs, false
-		mine[d.Addr], want[d.Addr] = d, ifs
+		want[d.Addr] = ifs
+		mine[annKey{d.Addr, v1alpha1.ModeL2}] = announcement{mode: v1alpha1.ModeL2, services: d.Services, interfaces: ifs}
 	}
 	if err := s.ann.Apply(want); err != nil {
 		s.log.Error(err, "Applying the layer-2 plan failed")
 	}
+	b := s.bgp.sync(ctx, w, in, self)
+	for addr, a := range b.announced {
+		mine[annKey{addr, v1alpha1.ModeBGP}] = a
+	}
 	s.events(w.Services, mine)
 	s.owned = mine
-	s.m.observe(len(mine), len(w.Members))
-	s.status.write(ctx, mine, w.Members)
+	s.m.observe(len(want), len(w.Members), b)
+	s.status.write(ctx, mine, sessionStatuses(b.sessions), w.Members)
 	s.joinPeers(w.Nodes)
 }
 
 // read lists what the plan needs from the informer caches.
 func (s *speaker) read(ctx context.Context) (planner.Objects, error) {
 	w := planner.Objects{LBClass: s.lbClass, Members: s.cluster.Members(), BadAdvertisement: func(name string, err error) {
-		s.log.Error(err, "Ignoring an L2Advertisement with a bad selector", "l2Advertisement", name)
+		s.log.Error(err, "Ignoring an advertisement or BGPPeer with a bad selector", "name", name)
 	}}
 	var svcs corev1.ServiceList
 	var slices discoveryv1.EndpointSliceList
 	var nodes corev1.NodeList
 	var pools v1alpha1.IPAddressPoolList
 	var ads v1alpha1.L2AdvertisementList
-	for _, l := range []client.ObjectList{&svcs, &slices, &nodes, &pools, &ads} {
+	var bgpAds v1alpha1.BGPAdvertisementList
+	var peers v1alpha1.BGPPeerList
+	for _, l := range []client.ObjectList{&svcs, &slices, &nodes, &pools, &ads, &bgpAds, &peers} {
 		if err := s.client.List(ctx, l); err != nil {
 			return w, err
 		}
 	}
 	w.Services, w.Slices, w.Nodes, w.Pools, w.L2 = svcs.Items, slices.Items, nodes.Items, pools.Items, ads.Items
+	w.BGP, w.Peers = bgpAds.Items, peers.Items
 	return w, nil
 }
 
@@ -157,31 +189,30 @@ func (s *speaker) interfaces(d planner.Decision, self *corev1.Node) []string {
 }
 
 // events tells each Service when this node starts or stops announcing its address.
-func (s *speaker) events(svcs []corev1.Service, mine map[netip.Addr]planner.Decision) {
+func (s *speaker) events(svcs []corev1.Service, mine map[annKey]announcement) {
 	byKey := map[string]*corev1.Service{}
 	for i := range svcs {
 		byKey[svcs[i].Namespace+"/"+svcs[i].Name] = &svcs[i]
 	}
-	for addr, d := range mine {
-		if _, had := s.owned[addr]; had {
+	for k, a := range mine {
+		if _, had := s.owned[k]; had {
 			continue
 		}
 		s.m.takeovers.Inc()
-		for _, k := range d.Services {
-			if svc := byKey[k]; svc != nil {
-				s.recorder.Eventf(svc, nil, corev1.EventTypeNormal, ReasonAnnouncing, "Announce",
-					"%s announced over L2 from %s on %s", addr, s.node, strings.Join(d.Interfaces, ", "))
+		for _, name := range a.services {
+			if svc := byKey[name]; svc != nil {
+				s.recorder.Eventf(svc, nil, corev1.EventTypeNormal, ReasonAnnouncing, "Announce", "%s announced %s", k.addr, a.describe(s.node))
 			}
 		}
 	}
-	for addr, d := range s.owned {
-		if _, has := mine[addr]; has {
+	for k, a := range s.owned {
+		if _, has := mine[k]; has {
 			continue
 		}
-		for _, k := range d.Services {
-			if svc := byKey[k]; svc != nil {
+		for _, name := range a.services {
+			if svc := byKey[name]; svc != nil {
 				s.recorder.Eventf(svc, nil, corev1.EventTypeNormal, ReasonStoppedAnnouncing, "Withdraw",
-					"%s no longer announced from %s", addr, s.node)
+					"%s no longer announced over %s from %s", k.addr, k.mode, s.node)
 			}
 		}
 	}

@@ -3,8 +3,8 @@ package app
 import (
 	"context"
 	"maps"
-	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -14,7 +14,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
-	"github.com/vipcast/vipcast/internal/planner"
 )
 
 // statusWriter keeps SpeakerStatus/<node> equal to what the speaker does, writing only on
@@ -27,22 +26,29 @@ type statusWriter struct {
 	last   *v1alpha1.SpeakerReport
 }
 
-func report(mine map[netip.Addr]planner.Decision, members map[string]bool) v1alpha1.SpeakerReport {
-	r := v1alpha1.SpeakerReport{Members: slices.Sorted(maps.Keys(members)), AnnouncedCount: int32(len(mine))}
-	for _, addr := range slices.SortedFunc(maps.Keys(mine), netip.Addr.Compare) {
-		d := mine[addr]
-		a := v1alpha1.Announcement{IP: addr.String(), Mode: v1alpha1.ModeL2, Services: d.Services}
-		for _, i := range d.Interfaces {
-			a.Interfaces = append(a.Interfaces, v1alpha1.InterfaceName(i))
+func report(mine map[annKey]announcement, sessions []v1alpha1.BGPSessionStatus, members map[string]bool) v1alpha1.SpeakerReport {
+	r := v1alpha1.SpeakerReport{Members: slices.Sorted(maps.Keys(members)), AnnouncedCount: int32(len(mine)), Sessions: sessions}
+	keys := slices.SortedFunc(maps.Keys(mine), func(a, b annKey) int {
+		if c := a.addr.Compare(b.addr); c != 0 {
+			return c
 		}
-		r.Announcements = append(r.Announcements, a)
+		return strings.Compare(string(a.mode), string(b.mode))
+	})
+	for _, k := range keys {
+		a := mine[k]
+		an := v1alpha1.Announcement{IP: k.addr.String(), Mode: k.mode, Services: a.services, Peers: a.peers, Prefix: a.prefix}
+		for _, i := range a.interfaces {
+			an.Interfaces = append(an.Interfaces, v1alpha1.InterfaceName(i))
+		}
+		r.Announcements = append(r.Announcements, an)
 	}
 	return r
 }
 
-func (w *statusWriter) write(ctx context.Context, mine map[netip.Addr]planner.Decision, members map[string]bool) {
-	want := report(mine, members)
-	if w.last != nil && equality.Semantic.DeepEqual(want.Announcements, w.last.Announcements) && slices.Equal(want.Members, w.last.Members) {
+func (w *statusWriter) write(ctx context.Context, mine map[annKey]announcement, sessions []v1alpha1.BGPSessionStatus, members map[string]bool) {
+	want := report(mine, sessions, members)
+	if w.last != nil && equality.Semantic.DeepEqual(want.Announcements, w.last.Announcements) &&
+		equality.Semantic.DeepEqual(want.Sessions, w.last.Sessions) && slices.Equal(want.Members, w.last.Members) {
 		return
 	}
 	var st v1alpha1.SpeakerStatus

@@ -1,0 +1,415 @@
+package bgp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/server"
+)
+
+// Defaults for timers a BGPPeer leaves out: GoBGP's own (120 s between connection attempts,
+// 30 s idle after a reset) would leave a router that restarted without routes for minutes.
+const (
+	DefaultConnectRetry = 5 * time.Second
+	idleHoldAfterReset  = 2
+)
+
+// Speaker is one embedded GoBGP server: its sessions and the routes it announces.
+type Speaker struct {
+	log      logr.Logger
+	srv      *server.BgpServer
+	RouterID netip.Addr
+	ASN      uint32
+
+	mu       sync.Mutex
+	sessions map[string]Session
+	routes   map[netip.Prefix]Route
+	stop     context.CancelFunc
+	// Updates counts paths announced or withdrawn.
+	Updates atomic.Uint64
+}
+
+// New starts a GoBGP server that listens nowhere (it connects to its peers) and calls
+// changed whenever a session changes state.
+func New(log logr.Logger, routerID netip.Addr, asn uint32, changed func()) (*Speaker, error) {
+	level := new(slog.LevelVar)
+	level.Set(slog.LevelWarn)
+	if log.V(1).Enabled() {
+		level.Set(slog.LevelDebug)
+	}
+	srv := server.NewBgpServer(server.LoggerOption(slog.New(logr.ToSlogHandler(log)), level))
+	go srv.Serve()
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: asn, RouterId: routerID.String(), ListenPort: -1}}); err != nil {
+		cancel()
+		srv.Stop()
+		return nil, fmt.Errorf("starting BGP: %w", err)
+	}
+	s := &Speaker{log: log, srv: srv, RouterID: routerID, ASN: asn, sessions: map[string]Session{}, routes: map[netip.Prefix]Route{}, stop: cancel}
+	if err := srv.AddPolicyAssignment(ctx, &api.AddPolicyAssignmentRequest{Assignment: exportAssignment()}); err != nil {
+		s.Close(context.Background(), false)
+		return nil, fmt.Errorf("setting the export default: %w", err)
+	}
+	if changed != nil {
+		err := srv.WatchEvent(ctx, server.WatchEventMessageCallbacks{
+			OnPeerUpdate: func(*apiutil.WatchEventMessage_PeerEvent, time.Time) { changed() },
+		}, server.WatchPeer())
+		if err != nil {
+			s.Close(context.Background(), false)
+			return nil, fmt.Errorf("watching sessions: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Apply makes the sessions and routes those given, changing only the difference. Routes to
+// a session not given are dropped. It returns every error met; what succeeded stays.
+func (s *Speaker) Apply(ctx context.Context, sessions []Session, routes []Route) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	want := map[string]Session{}
+	for _, ss := range sessions {
+		want[ss.Name] = ss
+	}
+	errs = append(errs, s.applySessions(ctx, want)...)
+	wantRoutes := map[netip.Prefix]Route{}
+	for _, r := range routes {
+		r.Peers = slices.DeleteFunc(slices.Clone(r.Peers), func(p string) bool { _, ok := s.sessions[p]; return !ok })
+		if len(r.Peers) > 0 {
+			wantRoutes[r.Prefix] = r
+		}
+	}
+	errs = append(errs, s.applyRoutes(ctx, wantRoutes)...)
+	return errors.Join(errs...)
+}
+
+func (s *Speaker) applySessions(ctx context.Context, want map[string]Session) []error {
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(s.sessions)) {
+		old := s.sessions[name]
+		if w, ok := want[name]; ok && sameSession(old, w) {
+			continue
+		}
+		if err := s.removeSession(ctx, old); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(want)) {
+		if _, ok := s.sessions[name]; ok {
+			continue
+		}
+		if err := s.addSession(ctx, want[name]); err != nil {
+			errs = append(errs, fmt.Errorf("peer %s: %w", name, err))
+		}
+	}
+	return errs
+}
+
+// addSession creates the session's export filter (only its routes pass to its address) and
+// the neighbour.
+// Its routes are the ones already announced that name it.
+func (s *Speaker) addSession(ctx context.Context, ss Session) error {
+	var prefixes []netip.Prefix
+	for p, r := range s.routes {
+		if slices.Contains(r.Peers, ss.Name) && p.Addr().Is4() == ss.Address.Is4() {
+			prefixes = append(prefixes, p)
+		}
+	}
+	name := setName(ss.Name)
+	sets := []*api.DefinedSet{
+		{DefinedType: api.DefinedType_DEFINED_TYPE_PREFIX, Name: name, Prefixes: apiPrefixes(prefixes)},
+		{DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR, Name: name, List: []string{netip.PrefixFrom(ss.Address, ss.Address.BitLen()).String()}},
+	}
+	for _, set := range sets {
+		if err := s.srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: set, Replace: true}); err != nil {
+			return err
+		}
+	}
+	policy := &api.Policy{Name: name, Statements: []*api.Statement{{
+		Name: name,
+		Conditions: &api.Conditions{
+			PrefixSet:   &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: name},
+			NeighborSet: &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: name},
+		},
+		Actions: &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_ACCEPT},
+	}}}
+	if err := s.srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: policy}); err != nil {
+		return err
+	}
+	if err := s.srv.AddPolicyAssignment(ctx, &api.AddPolicyAssignmentRequest{Assignment: exportAssignment(name)}); err != nil {
+		return err
+	}
+	if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peerConfig(ss)}); err != nil {
+		return errors.Join(err, s.dropFilter(ctx, name))
+	}
+	s.sessions[ss.Name] = ss
+	s.log.Info("Added BGP peer", "peer", ss.Name, "address", ss.Address.String(), "bfd", ss.BFD != nil, "md5", ss.Password != "")
+	return nil
+}
+
+func (s *Speaker) removeSession(ctx context.Context, ss Session) error {
+	delete(s.sessions, ss.Name)
+	err := errors.Join(s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: ss.Address.String()}), s.dropFilter(ctx, setName(ss.Name)))
+	s.log.Info("Removed BGP peer", "peer", ss.Name, "address", ss.Address.String())
+	return err
+}
+
+// applyRoutes lets the new prefixes through their sessions' filters, announces, withdraws,
+// and finally closes the filters, withdrawing from sessions that lost a route still
+// announced to others.
+func (s *Speaker) applyRoutes(ctx context.Context, want map[netip.Prefix]Route) []error {
+	d := diffRoutes(s.routes, want)
+	var errs []error
+	for _, peer := range slices.Sorted(maps.Keys(d.gain)) {
+		if err := s.setPrefixes(ctx, peer, d.gain[peer], true); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(d.announce) > 0 {
+		paths := make([]*apiutil.Path, 0, len(d.announce))
+		for _, r := range d.announce {
+			p, err := path(r, false)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			paths = append(paths, p)
+		}
+		if _, err := s.srv.AddPath(apiutil.AddPathRequest{Paths: paths}); err != nil {
+			errs = append(errs, fmt.Errorf("announcing: %w", err))
+		} else {
+			for _, r := range d.announce {
+				s.routes[r.Prefix] = r
+			}
+			s.Updates.Add(uint64(len(paths)))
+		}
+	}
+	if len(d.withdraw) > 0 {
+		paths := make([]*apiutil.Path, 0, len(d.withdraw))
+		for _, p := range d.withdraw {
+			wp, err := path(s.routes[p], true)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			paths = append(paths, wp)
+		}
+		if err := s.srv.DeletePath(apiutil.DeletePathRequest{Paths: paths}); err != nil {
+			errs = append(errs, fmt.Errorf("withdrawing: %w", err))
+		} else {
+			for _, p := range d.withdraw {
+				delete(s.routes, p)
+			}
+			s.Updates.Add(uint64(len(paths)))
+		}
+	}
+	for _, peer := range slices.Sorted(maps.Keys(d.lose)) {
+		if err := s.setPrefixes(ctx, peer, d.lose[peer], false); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// setPrefixes adds prefixes to a session's filter or takes them out; taking out re-runs the
+// filter so the router hears the withdrawal.
+func (s *Speaker) setPrefixes(ctx context.Context, peer string, prefixes []netip.Prefix, add bool) error {
+	ss, ok := s.sessions[peer]
+	if !ok {
+		return nil
+	}
+	prefixes = slices.DeleteFunc(prefixes, func(p netip.Prefix) bool { return p.Addr().Is4() != ss.Address.Is4() })
+	if len(prefixes) == 0 {
+		return nil
+	}
+	set := &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_PREFIX, Name: setName(peer), Prefixes: apiPrefixes(prefixes)}
+	if add {
+		return s.srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: set})
+	}
+	if err := s.srv.DeleteDefinedSet(ctx, &api.DeleteDefinedSetRequest{DefinedSet: set}); err != nil {
+		return err
+	}
+	return s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: ss.Address.String(), Soft: true, Direction: api.ResetPeerRequest_DIRECTION_OUT})
+}
+
+// Withdraw takes every route back and waits (until ctx ends) for the sessions that are up
+// to have sent the withdrawals.
+func (s *Speaker) Withdraw(ctx context.Context) error {
+	if err := s.Apply(ctx, s.Sessions(), nil); err != nil {
+		return err
+	}
+	for {
+		pending := 0
+		for _, st := range s.State(ctx) {
+			if st.Established {
+				pending += st.Advertised + st.OutQueue
+			}
+		}
+		if pending == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d withdrawals not sent: %w", pending, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Sessions are the sessions configured now.
+func (s *Speaker) Sessions() []Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Collect(maps.Values(s.sessions))
+}
+
+// Close stops the server. With notify the peers get a Cease notification and drop the routes
+// at once; without, the connections just close, and a peer doing graceful restart keeps
+// forwarding by the routes until the speaker is back.
+func (s *Speaker) Close(ctx context.Context, notify bool) {
+	if notify {
+		if err := s.srv.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
+			s.log.Error(err, "Stopping BGP failed")
+		}
+	}
+	s.stop()
+	s.srv.Stop()
+}
+
+func setName(peer string) string { return "vipcast-" + peer }
+
+// exportAssignment hangs policies on the global RIB's export side: GoBGP filters what goes
+// to ordinary (not route-server) neighbours there, so each session's policy matches its
+// neighbour address and its prefixes, and everything else is rejected.
+func exportAssignment(policies ...string) *api.PolicyAssignment {
+	a := &api.PolicyAssignment{Name: "global", Direction: api.PolicyDirection_POLICY_DIRECTION_EXPORT,
+		DefaultAction: api.RouteAction_ROUTE_ACTION_REJECT}
+	for _, p := range policies {
+		a.Policies = append(a.Policies, &api.Policy{Name: p})
+	}
+	return a
+}
+
+// dropFilter removes a session's policy and sets.
+func (s *Speaker) dropFilter(ctx context.Context, name string) error {
+	return errors.Join(
+		s.srv.DeletePolicyAssignment(ctx, &api.DeletePolicyAssignmentRequest{Assignment: exportAssignment(name)}),
+		s.srv.DeletePolicy(ctx, &api.DeletePolicyRequest{Policy: &api.Policy{Name: name}, All: true}),
+		s.srv.DeleteDefinedSet(ctx, &api.DeleteDefinedSetRequest{DefinedSet: &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_PREFIX, Name: name}, All: true}),
+		s.srv.DeleteDefinedSet(ctx, &api.DeleteDefinedSetRequest{DefinedSet: &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR, Name: name}, All: true}),
+	)
+}
+
+func apiPrefixes(ps []netip.Prefix) []*api.Prefix {
+	out := make([]*api.Prefix, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, &api.Prefix{IpPrefix: p.String(), MaskLengthMin: uint32(p.Bits()), MaskLengthMax: uint32(p.Bits())})
+	}
+	return out
+}
+
+func family(a netip.Addr) bgp.Family {
+	if a.Is4() {
+		return bgp.RF_IPv4_UC
+	}
+	return bgp.RF_IPv6_UC
+}
+
+// path is the GoBGP path of a route (or its withdrawal).
+func path(r Route, withdraw bool) (*apiutil.Path, error) {
+	nlri, err := bgp.NewIPAddrPrefix(r.Prefix)
+	if err != nil {
+		return nil, fmt.Errorf("prefix %s: %w", r.Prefix, err)
+	}
+	fam := family(r.Prefix.Addr())
+	attrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP)}
+	nh := r.NextHop
+	if !nh.IsValid() || nh.Is4() != r.Prefix.Addr().Is4() {
+		nh = netip.IPv4Unspecified()
+		if fam == bgp.RF_IPv6_UC {
+			nh = netip.IPv6Unspecified()
+		}
+	}
+	if fam == bgp.RF_IPv4_UC {
+		a, err := bgp.NewPathAttributeNextHop(nh)
+		if err != nil {
+			return nil, err
+		}
+		attrs = append(attrs, a)
+	} else {
+		a, err := bgp.NewPathAttributeMpReachNLRI(fam, []bgp.PathNLRI{{NLRI: nlri}}, nh)
+		if err != nil {
+			return nil, err
+		}
+		attrs = append(attrs, a)
+	}
+	comms, err := ParseCommunities(r.Communities)
+	if err != nil {
+		return nil, err
+	}
+	if len(comms.Standard) > 0 {
+		attrs = append(attrs, bgp.NewPathAttributeCommunities(comms.Standard))
+	}
+	if len(comms.Large) > 0 {
+		var ls []*bgp.LargeCommunity
+		for _, l := range comms.Large {
+			ls = append(ls, bgp.NewLargeCommunity(l[0], l[1], l[2]))
+		}
+		attrs = append(attrs, bgp.NewPathAttributeLargeCommunities(ls))
+	}
+	if r.LocalPref != nil {
+		attrs = append(attrs, bgp.NewPathAttributeLocalPref(*r.LocalPref))
+	}
+	return &apiutil.Path{Family: fam, Nlri: nlri, Attrs: attrs, Withdrawal: withdraw}, nil
+}
+
+func seconds(d time.Duration) uint64 { return uint64(d.Round(time.Second) / time.Second) }
+
+// peerConfig is GoBGP's neighbour configuration for a session: one address family, the
+// peer address's.
+func peerConfig(ss Session) *api.Peer {
+	fam := family(ss.Address)
+	connect := ss.ConnectRetry
+	if connect == 0 {
+		connect = DefaultConnectRetry
+	}
+	p := &api.Peer{
+		Conf: &api.PeerConf{NeighborAddress: ss.Address.String(), PeerAsn: ss.PeerASN, LocalAsn: ss.MyASN,
+			AuthPassword: ss.Password, Description: ss.Name},
+		Timers: &api.Timers{Config: &api.TimersConfig{ConnectRetry: seconds(connect), HoldTime: seconds(ss.Hold),
+			KeepaliveInterval: seconds(ss.Keepalive), IdleHoldTimeAfterReset: idleHoldAfterReset}},
+		Transport: &api.Transport{RemotePort: uint32(ss.Port)},
+		AfiSafis: []*api.AfiSafi{{Config: &api.AfiSafiConfig{
+			Family:  &api.Family{Afi: api.Family_Afi(fam.Afi()), Safi: api.Family_Safi(fam.Safi())},
+			Enabled: true,
+		}}},
+	}
+	if ss.Source.IsValid() {
+		p.Transport.LocalAddress = ss.Source.String()
+	}
+	if ss.MultiHop {
+		p.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: 255}
+	}
+	if b := ss.BFD; b != nil {
+		p.Bfd = &api.BfdPeerConfig{Enabled: true, DesiredMinimumTxInterval: uint32(b.Transmit / time.Microsecond),
+			RequiredMinimumReceive: uint32(b.Receive / time.Microsecond), DetectionMultiplier: b.Multiplier}
+	}
+	if ss.GracefulRestart > 0 {
+		p.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: uint32(seconds(ss.GracefulRestart))}
+		p.AfiSafis[0].MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+	}
+	return p
+}

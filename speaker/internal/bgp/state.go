@@ -1,0 +1,70 @@
+package bgp
+
+import (
+	"context"
+	"maps"
+	"slices"
+
+	api "github.com/osrg/gobgp/v4/api"
+)
+
+// SessionState is how one session stands.
+type SessionState struct {
+	Name        string
+	Address     string
+	State       string
+	Established bool
+	// BFD is "Up", "Down", "Init", "AdminDown", or empty when off.
+	BFD string
+	// Advertised counts the prefixes sent and not withdrawn; OutQueue the messages waiting.
+	Advertised, OutQueue int
+}
+
+var sessionStates = map[api.PeerState_SessionState]string{
+	api.PeerState_SESSION_STATE_IDLE: "Idle", api.PeerState_SESSION_STATE_CONNECT: "Connect",
+	api.PeerState_SESSION_STATE_ACTIVE: "Active", api.PeerState_SESSION_STATE_OPENSENT: "OpenSent",
+	api.PeerState_SESSION_STATE_OPENCONFIRM: "OpenConfirm", api.PeerState_SESSION_STATE_ESTABLISHED: "Established",
+}
+
+var bfdStates = map[api.BfdSessionState]string{
+	api.BfdSessionState_BFD_SESSION_STATE_UP: "Up", api.BfdSessionState_BFD_SESSION_STATE_DOWN: "Down",
+	api.BfdSessionState_BFD_SESSION_STATE_INIT: "Init", api.BfdSessionState_BFD_SESSION_STATE_ADMIN_DOWN: "AdminDown",
+}
+
+// State lists the sessions' states, sorted by name.
+func (s *Speaker) State(ctx context.Context) []SessionState {
+	s.mu.Lock()
+	byAddr := map[string]Session{}
+	for _, ss := range s.sessions {
+		byAddr[ss.Address.String()] = ss
+	}
+	s.mu.Unlock()
+	bfd := map[string]string{}
+	s.srv.ListBfdPeer(ctx, func(addr string, st *api.BfdPeerState) { bfd[addr] = bfdStates[st.SessionState] })
+	out := map[string]SessionState{}
+	_ = s.srv.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
+		addr := p.GetConf().GetNeighborAddress()
+		ss, ok := byAddr[addr]
+		if !ok {
+			return
+		}
+		st := SessionState{Name: ss.Name, Address: addr, State: sessionStates[p.GetState().GetSessionState()]}
+		st.Established = p.GetState().GetSessionState() == api.PeerState_SESSION_STATE_ESTABLISHED
+		st.OutQueue = int(p.GetState().GetOutQ())
+		for _, af := range p.GetAfiSafis() {
+			st.Advertised += int(af.GetState().GetAdvertised())
+		}
+		if ss.BFD != nil {
+			st.BFD = bfd[addr]
+			if st.BFD == "" {
+				st.BFD = "Down"
+			}
+		}
+		out[ss.Name] = st
+	})
+	res := make([]SessionState, 0, len(out))
+	for _, name := range slices.Sorted(maps.Keys(out)) {
+		res = append(res, out[name])
+	}
+	return res
+}
