@@ -66,13 +66,14 @@ fuzz: ## Run each fuzz target for a while (FUZZTIME, default 30s).
 	$(GO) test -run XXX -fuzz FuzzNDPMessage -fuzztime $${FUZZTIME:-30s} ./speaker/internal/layer2/
 
 .PHONY: bench
-bench: tools-test lab-deps build ## (root) Benchmarks: allocator and planner, 10,000 Services on a real control plane, L2 fail-over in the lab.
+bench: tools-test lab-deps build ## (root) Benchmarks: allocator and planner, 10,000 Services on a real control plane, L2 and BGP fail-over in the lab, VIPs into FRR.
 	$(GO) test -run XXX -bench . -benchmem -benchtime 20000x ./controller/internal/allocator/
 	$(GO) test -run XXX -bench . -benchmem ./internal/planner/
 	$(GO) run ./test/bench -services 1000
 	$(GO) run ./test/bench -services 10000
 	$(GO) run ./test/bench/l2failover -nodes 3 -trials 20 -busy 2m
 	$(GO) run ./test/bench/l2failover -nodes 5 -trials 20 -busy 0
+	$(GO) run ./test/bench/bgpfailover -router bird -trials 20 -scale 1000,10000
 
 .PHONY: demo
 demo: tools-lab lab-deps build ## (root) In the lab: a Service gets an EXTERNAL-IP and the client reaches its pods through it.

@@ -130,15 +130,61 @@ func (d *demo) show(check bool) error {
 	if check && len(seen) < 2 {
 		return fmt.Errorf("kube-proxy should spread requests over the pods; only %v answered", seen)
 	}
+	routed, err := d.bgp()
+	if err != nil {
+		return err
+	}
 	gap, next, err := d.powerCut(v4, owner, pods)
 	if err != nil {
 		return err
 	}
 	if check {
-		fmt.Printf("check passed: the client reached %d pods through EXTERNAL-IPs %s and %s, and again %s after %s lost power (%s took over)\n",
-			len(seen), v4, v6, gap, owner.Name, next.Name)
+		fmt.Printf("check passed: the client reached %d pods through EXTERNAL-IPs %s and %s (L2) and %s (BGP, ECMP over 3 nodes), and again %s after %s lost power (%s took over)\n",
+			len(seen), v4, v6, routed, gap, owner.Name, next.Name)
 	}
 	return nil
+}
+
+// bgp turns BFD on at the router, applies the BGP sample (peers, advertisement, a second
+// Service) and shows the sessions, the router's ECMP route and the client's requests.
+func (d *demo) bgp() (netip.Addr, error) {
+	step("BGP: the router (BIRD, BFD on) peers with every node; applying the sample BGPPeers, BGPAdvertisement and a Service from the routed pool")
+	if err := d.lab.Router.Configure(d.ctx, lab.BIRD, lab.RouterOptions{BFD: true}); err != nil {
+		return netip.Addr{}, err
+	}
+	if err := d.kubectl("apply", "-f", filepath.Join(d.root, "config", "samples", "bgp.yaml")); err != nil {
+		return netip.Addr{}, err
+	}
+	var vip netip.Addr
+	var last error
+	err := wait.PollUntilContextTimeout(d.ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		var svc corev1.Service
+		if last = d.lab.Kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "web-bgp"}, &svc); last != nil || len(svc.Status.LoadBalancer.Ingress) == 0 {
+			return false, nil
+		}
+		vip = netip.MustParseAddr(svc.Status.LoadBalancer.Ingress[0].IP)
+		hops, err := d.lab.Router.NextHops(ctx, netip.PrefixFrom(vip, vip.BitLen()))
+		last = fmt.Errorf("router next hops %v (%w)", hops, err)
+		return len(hops) == len(d.lab.Nodes), nil
+	})
+	if err != nil {
+		return vip, fmt.Errorf("the router did not learn %s from every node: %w", vip, errors.Join(err, last))
+	}
+	for _, args := range [][]string{{"get", "svc", "web-bgp"}, {"get", "bgppeers"}, {"get", "speakerstatuses"}} {
+		if err := d.kubectl(args...); err != nil {
+			return vip, err
+		}
+	}
+	out, _ := d.lab.Router.Exec(d.ctx, "ip", "route", "show", vip.String())
+	fmt.Printf("router$ ip route show %s\n%s", vip, out)
+	out, _ = d.lab.Router.Birdc(d.ctx, "show", "bfd", "sessions")
+	fmt.Printf("router$ birdc show bfd sessions\n%s", out)
+	for range 6 {
+		if _, err := d.get(vip); err != nil {
+			return vip, err
+		}
+	}
+	return vip, d.kubectl("get", "svc", "web-bgp", "-o", `jsonpath={range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{"\n"}{end}`)
 }
 
 // powerCut cuts the owner's power while the client probes the address every 10 ms, and

@@ -85,21 +85,42 @@ func TestL2NodeAndInterfaceSelectors(t *testing.T) {
 
 // With the API server gone for 30 s, nothing changes on the wire: the same node answers and
 // the client loses no request.
-func TestL2SurvivesAPIServerOutage(t *testing.T) {
+// The API server away for 30 s: the L2 owner keeps answering and the BGP routes stay as
+// they were (BIRD with BFD), and everything works again afterwards.
+func TestSurvivesAPIServerOutage(t *testing.T) {
+	t.Cleanup(func() {
+		if err := cluster.Router.Configure(context.Background(), lab.BIRD, lab.RouterOptions{}); err != nil {
+			t.Error(err)
+		}
+	})
+	bgpPool, _, _ := bgpLab(t, lab.BIRD, lab.RouterOptions{BFD: true}, nil)
 	ns := namespace(t)
 	deploy(t, ns, "web", "node-1", "node-2", "node-3")
 	_, v4, _ := l2Service(t, ns, "web", nil)
 	reach(t, v4)
+	_, bgpIPs := bgpService(t, ns, "routed", bgpPool, func(s *corev1.Service) { s.Spec.IPFamilyPolicy = ptr(corev1.IPFamilyPolicySingleStack) })
+	nextHopsAre(t, 30*time.Second, host(bgpIPs[0]), "node-1", "node-2", "node-3")
 	before := owner(t, v4)
 	apiserver := cluster.Process("cp/kube-apiserver")
 	probe := lab.StartProbe(cluster.ClientNetns, lab.URL(v4, 80), 50*time.Millisecond, time.Second)
+	routed := lab.StartProbe(cluster.ClientNetns, lab.URL(bgpIPs[0], 80), 50*time.Millisecond, time.Second)
 	apiserver.Kill()
-	time.Sleep(30 * time.Second)
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(time.Second) {
+		if hops, err := cluster.Router.NextHops(t.Context(), host(bgpIPs[0])); err != nil || len(hops) != 3 {
+			t.Errorf("the router's next hops for %s changed during the outage: %v %v", bgpIPs[0], hops, err)
+			break
+		}
+	}
 	mac := routerMAC(t.Context(), v4)
 	if err := apiserver.Start(); err != nil {
 		t.Fatal(err)
 	}
 	res := probe.Stop()
+	if r := routed.Stop(); r.Longest() > 500*time.Millisecond {
+		t.Errorf("the client lost the BGP address for %s (%d of %d requests failed)", r.Longest(), r.Failed(), len(r.Samples))
+	} else {
+		t.Logf("BGP address during the outage: %d requests, %d failed", len(r.Samples), r.Failed())
+	}
 	// A request can time out on a loaded machine; the address going dark shows as a gap.
 	if res.Longest() > 500*time.Millisecond {
 		t.Errorf("the client lost the address for %s while the API server was down (%d of %d requests failed)", res.Longest(), res.Failed(), len(res.Samples))

@@ -44,6 +44,17 @@ type Router struct {
 
 	mu   sync.Mutex
 	kind RouterKind
+	opts RouterOptions
+}
+
+// RouterOptions change how the router peers with the nodes.
+type RouterOptions struct {
+	// Password is the TCP MD5 password every node session must use (empty: none).
+	Password string
+	// BFD runs BFD with every node (300 ms x 3).
+	BFD bool
+	// IBGP makes the nodes internal peers (AS RouterASN) instead of AS NodeASN.
+	IBGP bool
 }
 
 var birdConf = template.Must(template.New("bird").Parse(`# vipcast lab router: BGP from every node, ECMP into the kernel.
@@ -52,17 +63,29 @@ log stderr all;
 protocol device { scan time 10; }
 protocol kernel kernel4 { ipv4 { import none; export all; }; merge paths on limit 16; }
 protocol kernel kernel6 { ipv6 { import none; export all; }; merge paths on limit 16; }
+{{- if .BFD}}
+protocol bfd { interface "*" { min rx interval 300 ms; min tx interval 300 ms; multiplier 3; }; }
+{{- end}}
 template bgp nodes {
   local as {{.ASN}};
   hold time 9;
   connect retry time 1;
   error wait time 1, 5;
   dynamic name "node";
+{{- if .IBGP}}
+  direct;
+{{- end}}
+{{- if .Password}}
+  password "{{.Password}}";
+{{- end}}
+{{- if .BFD}}
+  bfd on;
+{{- end}}
   ipv4 { import all; export none; };
   ipv6 { import all; export none; };
 }
-protocol bgp nodes4 from nodes { neighbor range {{.FabricV4}} as {{.NodeASN}}; }
-protocol bgp nodes6 from nodes { neighbor range {{.FabricV6}} as {{.NodeASN}}; }
+protocol bgp nodes4 from nodes { neighbor range {{.FabricV4}} {{if .IBGP}}internal{{else}}as {{.NodeASN}}{{end}}; }
+protocol bgp nodes6 from nodes { neighbor range {{.FabricV6}} {{if .IBGP}}internal{{else}}as {{.NodeASN}}{{end}}; }
 `))
 
 var frrConf = template.Must(template.New("frr").Parse(`! vipcast lab router: BGP from every node, ECMP into the kernel.
@@ -74,18 +97,42 @@ router bgp {{.ASN}}
  no bgp ebgp-requires-policy
  bgp bestpath as-path multipath-relax
  neighbor nodes peer-group
- neighbor nodes remote-as {{.NodeASN}}
+ neighbor nodes remote-as {{if .IBGP}}internal{{else}}{{.NodeASN}}{{end}}
  neighbor nodes timers 3 9
  neighbor nodes timers connect 1
+{{- if .Password}}
+ neighbor nodes password {{.Password}}
+{{- end}}
+{{- if .BFD}}
+ neighbor nodes bfd profile fast
+{{- end}}
+{{- if .Password}}
+{{- range .Nodes}}
+ neighbor {{.}} peer-group nodes
+{{- end}}
+{{- else}}
  bgp listen range {{.FabricV4}} peer-group nodes
  bgp listen range {{.FabricV6}} peer-group nodes
+{{- end}}
  address-family ipv4 unicast
   maximum-paths 16
+  maximum-paths ibgp 16
  exit-address-family
  address-family ipv6 unicast
   neighbor nodes activate
   maximum-paths 16
+  maximum-paths ibgp 16
  exit-address-family
+`))
+
+var bfddConf = template.Must(template.New("bfdd").Parse(`hostname lab-router
+bfd
+ profile fast
+  detect-multiplier 3
+  receive-interval 300
+  transmit-interval 300
+ exit
+exit
 `))
 
 func (r *Router) dir() string { return filepath.Join(r.lab.Dir, "router") }
@@ -100,15 +147,34 @@ func (r *Router) Kind() RouterKind {
 	return r.kind
 }
 
-func (r *Router) start(ctx context.Context) error { return r.Use(ctx, r.lab.cfg.Router) }
+// start hashes ECMP by ports too (as top-of-rack routers do), so connections from one
+// client spread over the nodes, and starts the configured daemon.
+func (r *Router) start(ctx context.Context) error {
+	if err := sysctl(ctx, r.Netns, "net.ipv4.fib_multipath_hash_policy=1", "net.ipv6.fib_multipath_hash_policy=1"); err != nil {
+		return err
+	}
+	return r.Use(ctx, r.lab.cfg.Router)
+}
 
-// Use makes the router run kind: the daemon running now stops gracefully (taking its
-// routes out of the kernel) and kind starts with the lab's configuration. Sessions from
-// the nodes come back by themselves.
+// Use makes the router run kind with the options set now: the daemon running now stops
+// gracefully (taking its routes out of the kernel) and kind starts with the lab's
+// configuration. Sessions from the nodes come back by themselves.
 func (r *Router) Use(ctx context.Context, kind RouterKind) error {
+	return r.Configure(ctx, kind, r.Options())
+}
+
+// Options are the router's options now.
+func (r *Router) Options() RouterOptions {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, name := range []string{"router/bird", "router/bgpd", "router/zebra"} {
+	return r.opts
+}
+
+// Configure restarts the router as kind with opts.
+func (r *Router) Configure(ctx context.Context, kind RouterKind, opts RouterOptions) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, name := range []string{"router/bird", "router/bgpd", "router/bfdd", "router/zebra"} {
 		if p := r.lab.Process(name); p != nil {
 			if err := p.Stop(10 * time.Second); err != nil {
 				return err
@@ -121,7 +187,8 @@ func (r *Router) Use(ctx context.Context, kind RouterKind) error {
 	if err := os.MkdirAll(r.dir(), 0o755); err != nil {
 		return err
 	}
-	data := map[string]any{"RouterID": r.IPv4, "ASN": r.ASN, "NodeASN": NodeASN, "FabricV4": FabricV4, "FabricV6": FabricV6}
+	data := map[string]any{"RouterID": r.IPv4, "ASN": r.ASN, "NodeASN": NodeASN, "FabricV4": FabricV4, "FabricV6": FabricV6,
+		"Password": opts.Password, "BFD": opts.BFD, "IBGP": opts.IBGP, "Nodes": r.nodeAddrs()}
 	var err error
 	switch kind {
 	case BIRD:
@@ -132,9 +199,21 @@ func (r *Router) Use(ctx context.Context, kind RouterKind) error {
 		err = fmt.Errorf("unknown router kind %q (bird or frr)", kind)
 	}
 	if err == nil {
-		r.kind = kind
+		r.kind, r.opts = kind, opts
 	}
 	return err
+}
+
+// nodeAddrs are every node's fabric addresses. With a password FRR lists them as
+// neighbours rather than a listen range (FRR 8.4 in the lab accepted no MD5 session either
+// way; BIRD does).
+func (r *Router) nodeAddrs() []netip.Addr {
+	var out []netip.Addr
+	for i := range r.lab.cfg.Nodes {
+		v4, v6 := r.lab.plan.NodeFabric(i + 1)
+		out = append(out, v4, v6)
+	}
+	return out
 }
 
 func (r *Router) writeConf(name string, t *template.Template, data any) (string, error) {
@@ -146,7 +225,7 @@ func (r *Router) writeConf(name string, t *template.Template, data any) (string,
 	return path, os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
-func (r *Router) startBIRD(ctx context.Context, data any) error {
+func (r *Router) startBIRD(ctx context.Context, data map[string]any) error {
 	conf, err := r.writeConf("bird.conf", birdConf, data)
 	if err != nil {
 		return err
@@ -162,7 +241,7 @@ func (r *Router) startBIRD(ctx context.Context, data any) error {
 
 // startFRR runs zebra (the kernel side) and bgpd in the foreground. They drop privileges to
 // the frr user, so their directory is frr's.
-func (r *Router) startFRR(ctx context.Context, data any) error {
+func (r *Router) startFRR(ctx context.Context, data map[string]any) error {
 	conf, err := r.writeConf("bgpd.conf", frrConf, data)
 	if err != nil {
 		return err
@@ -186,6 +265,18 @@ func (r *Router) startFRR(ctx context.Context, data any) error {
 		return err
 	}); err != nil {
 		return err
+	}
+	if data["BFD"] == true {
+		bconf, err := r.writeConf("bfdd.conf", bfddConf, nil)
+		if err != nil {
+			return err
+		}
+		if err := chownToUser(r.dir(), "frr"); err != nil {
+			return err
+		}
+		if _, err := r.lab.Run("router/bfdd", r.Netns, nil, common("bfdd", bconf)...); err != nil {
+			return err
+		}
 	}
 	if _, err := r.lab.Run("router/bgpd", r.Netns, nil, common("bgpd", conf)...); err != nil {
 		return err
@@ -283,4 +374,69 @@ func parseNextHops(js string) ([]netip.Addr, error) {
 	}
 	slices.SortFunc(hops, netip.Addr.Compare)
 	return hops, nil
+}
+
+// UpstreamASN is the autonomous system of the upstream peer.
+const UpstreamASN = 64514
+
+// Upstream is a second BGP router (BIRD) in the client's namespace, two hops from the nodes
+// (node, router, client): a peer only eBGP multihop reaches. It learns routes and keeps
+// them to itself (nothing goes into the client's kernel).
+type Upstream struct {
+	lab   *Lab
+	Netns string
+	IPv4  netip.Addr
+	dir   string
+}
+
+var upstreamConf = template.Must(template.New("upstream").Parse(`# vipcast lab upstream: multihop eBGP from every node.
+router id {{.RouterID}};
+log stderr all;
+protocol device { scan time 10; }
+protocol bgp nodes {
+  local as {{.ASN}};
+  neighbor range {{.FabricV4}} as {{.NodeASN}};
+  multihop;
+  hold time 9;
+  dynamic name "up";
+  ipv4 { import all; export none; };
+}
+`))
+
+// StartUpstream runs the upstream BIRD in the client's namespace.
+func (l *Lab) StartUpstream(ctx context.Context) (*Upstream, error) {
+	u := &Upstream{lab: l, Netns: l.ClientNetns, IPv4: l.ClientIPv4, dir: filepath.Join(l.Dir, "upstream")}
+	if err := os.MkdirAll(u.dir, 0o755); err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	if err := upstreamConf.Execute(&b, map[string]any{"RouterID": u.IPv4, "ASN": UpstreamASN, "NodeASN": NodeASN, "FabricV4": FabricV4}); err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(u.dir, "bird.conf")
+	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
+		return nil, err
+	}
+	if _, err := l.Run("upstream/bird", u.Netns, nil, "bird", "-f", "-c", conf, "-s", u.socket()); err != nil {
+		return nil, err
+	}
+	return u, l.Router.waitUp(ctx, "upstream/bird", func(ctx context.Context) error {
+		_, err := u.Birdc(ctx, "show", "status")
+		return err
+	})
+}
+
+func (u *Upstream) socket() string { return filepath.Join(u.dir, "bird.ctl") }
+
+// Birdc runs a BIRD command on the upstream router.
+func (u *Upstream) Birdc(ctx context.Context, args ...string) (string, error) {
+	return run(ctx, "birdc", append([]string{"-s", u.socket()}, args...)...)
+}
+
+// Stop stops the upstream router.
+func (u *Upstream) Stop() error {
+	if p := u.lab.Process("upstream/bird"); p != nil {
+		return p.Stop(5 * time.Second)
+	}
+	return nil
 }

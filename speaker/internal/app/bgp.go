@@ -54,13 +54,18 @@ type bgpResult struct {
 // sync applies the plan's BGP part for this node.
 func (b *bgpSide) sync(ctx context.Context, w planner.Objects, in planner.Input, self *corev1.Node) bgpResult {
 	sessions, routerID := b.sessions(ctx, w, in, self)
-	if len(sessions) == 0 && b.sp == nil {
+	if len(sessions) == 0 {
+		if b.sp != nil {
+			b.log.Info("No BGP peers left; stopping BGP")
+			b.close(ctx)
+		}
 		return bgpResult{}
 	}
-	asn := b.asn(sessions)
-	if b.sp == nil || b.sp.RouterID != routerID || b.sp.ASN != asn {
+	asn := sessions[0].MyASN
+	// Each session carries its own ASN; the server's own only matters at start.
+	if b.sp == nil || b.sp.RouterID != routerID {
 		if b.sp != nil {
-			b.log.Info("Restarting BGP for a new router ID or ASN", "routerID", routerID.String(), "asn", asn)
+			b.log.Info("Restarting BGP for a new router ID", "routerID", routerID.String())
 			b.close(ctx)
 		}
 		sp, err := bgp.New(b.log, routerID, asn, b.changed)
@@ -70,7 +75,17 @@ func (b *bgpSide) sync(ctx context.Context, w planner.Objects, in planner.Input,
 		}
 		b.sp = sp
 	}
+	// A session carries the family of its peer's address only.
+	v4 := map[string]bool{}
+	for _, ss := range sessions {
+		v4[ss.Name] = ss.Address.Is4()
+	}
 	routes := planner.BGPFor(in, b.node)
+	for i := range routes {
+		r := &routes[i]
+		r.Peers = slices.DeleteFunc(r.Peers, func(p string) bool { is4, ok := v4[p]; return !ok || is4 != r.Prefix.Addr().Is4() })
+	}
+	routes = slices.DeleteFunc(routes, func(r planner.Route) bool { return len(r.Peers) == 0 })
 	want := make([]bgp.Route, 0, len(routes))
 	for _, r := range routes {
 		want = append(want, bgp.Route{Prefix: r.Prefix, NextHop: nodeAddress(self, r.Prefix.Addr().Is4()),
@@ -88,11 +103,15 @@ func (b *bgpSide) sync(ctx context.Context, w planner.Objects, in planner.Input,
 	return res
 }
 
-// settling reports whether an established session has not been sent all its routes yet.
+// settling reports whether an established session has not been sent all its routes yet or
+// its BFD session is still coming up (GoBGP tells of neither).
 func settling(routes []bgp.Route, states []bgp.SessionState) bool {
 	for _, st := range states {
 		if !st.Established {
 			continue
+		}
+		if st.BFD != "" && st.BFD != "Up" {
+			return true
 		}
 		addr, err := netip.ParseAddr(st.Address)
 		if err != nil {
@@ -174,16 +193,6 @@ func (b *bgpSide) sessions(ctx context.Context, w planner.Objects, in planner.In
 		routerID = derivedRouterID(b.node)
 	}
 	return out, routerID
-}
-
-func (b *bgpSide) asn(sessions []bgp.Session) uint32 {
-	if len(sessions) == 0 {
-		if b.sp != nil {
-			return b.sp.ASN
-		}
-		return 0
-	}
-	return sessions[0].MyASN
 }
 
 // derivedRouterID is a stable router ID for a node without an IPv4 address.

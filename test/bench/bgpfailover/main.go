@@ -1,0 +1,397 @@
+// Command bgpfailover measures vipcast's BGP announcements in the lab against a real router
+// (BIRD by default; GoBGP's BFD did not come up with FRR's bfdd in the lab): the client-visible disruption when one of three announcing nodes loses
+// power, with BFD (300 ms x 3) and with only the hold time (9 s); failed requests during a
+// rolling restart of every speaker; and how long until 1,000 and 10,000 VIPs are all in
+// FRR's RIB and kernel. It prints p50 / p95 / max.
+//
+// The router hashes ECMP by ports, so the client's connections spread over the nodes and a
+// third of them go to a dead node until it is withdrawn. The disruption of a trial runs from
+// the power cut to the start of the last request that failed. The failing node's pod is
+// marked not ready first (dropping a dead node's endpoints is Kubernetes' job).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/test/lab"
+)
+
+func main() {
+	lab.ServeChild()
+	trials := flag.Int("trials", 20, "power cuts per setting")
+	router := flag.String("router", "bird", "router daemon for the fail-over part: bird or frr (the scale part always uses FRR)")
+	scale := flag.String("scale", "1000,10000", "numbers of VIPs to time into the router (empty skips)")
+	index := flag.Int("index", 6, "lab index")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *index, *trials, lab.RouterKind(*router), *scale); err != nil {
+		fmt.Fprintln(os.Stderr, "bgpfailover:", err)
+		os.Exit(1)
+	}
+}
+
+type bench struct {
+	ctx  context.Context
+	lab  *lab.Lab
+	vip  netip.Addr
+	pods []*lab.Pod
+}
+
+func run(ctx context.Context, index, trials int, router lab.RouterKind, scale string) error {
+	root, err := lab.RepoRoot()
+	if err != nil {
+		return err
+	}
+	l, err := lab.Up(ctx, lab.Config{Index: index, Nodes: 3, Router: router})
+	if err != nil {
+		return err
+	}
+	defer l.Down(context.Background())
+	b := &bench{ctx: ctx, lab: l}
+	if err := b.setup(root); err != nil {
+		fmt.Println(l.Logs(20))
+		return err
+	}
+	fmt.Printf("BGP, 3 announcing nodes, %s router, ECMP hashed by ports, probe every 10 ms (300 ms timeout) from the client\n", router)
+	for _, bfd := range []bool{true, false} {
+		if err := b.peers(bfd); err != nil {
+			return err
+		}
+		var spans []time.Duration
+		failed, total := 0, 0
+		for i := range trials {
+			span, lost, n, err := b.powerCut(b.lab.Nodes[i%3])
+			if err != nil {
+				fmt.Println(l.Logs(20))
+				return fmt.Errorf("trial %d: %w", i+1, err)
+			}
+			spans, failed, total = append(spans, span), failed+lost, total+n
+		}
+		slices.Sort(spans)
+		name := "power cut, BFD 300ms x3"
+		if !bfd {
+			name = "power cut, hold 9s only"
+		}
+		fmt.Printf("  %-24s  p50 %7s  p95 %7s  max %7s  (%d of %d requests failed in %d trials)\n", name,
+			ms(pct(spans, 50)), ms(pct(spans, 95)), ms(spans[len(spans)-1]), failed, total, trials)
+	}
+	if err := b.rollingRestart(); err != nil {
+		return err
+	}
+	if scale == "" {
+		return nil
+	}
+	return b.scale(scale)
+}
+
+func (b *bench) setup(root string) error {
+	ctx, l := b.ctx, b.lab
+	if err := l.Router.Configure(ctx, l.Router.Kind(), lab.RouterOptions{BFD: true}); err != nil {
+		return err
+	}
+	if _, err := l.StartController("controller", filepath.Join(root, "bin", "vipcast-controller")); err != nil {
+		return err
+	}
+	if err := l.StartSpeakers(filepath.Join(root, "bin", "vipcast-speaker")); err != nil {
+		return err
+	}
+	for _, o := range []client.Object{
+		&v1alpha1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "bgp"}, Spec: v1alpha1.IPAddressPoolSpec{Addresses: []v1alpha1.AddressRange{"198.18.64.0/24"}}},
+		&v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "bgp"}, Spec: v1alpha1.BGPAdvertisementSpec{IPAddressPools: []string{"bgp"}}},
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"}, Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "web"},
+			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}}}},
+	} {
+		if err := l.Kube.Create(ctx, o); err != nil {
+			return err
+		}
+	}
+	var err error
+	if b.pods, err = l.Deploy(ctx, lab.Workload{Namespace: "default", Name: "web", Labels: map[string]string{"app": "web"}, Replicas: 3}); err != nil {
+		return err
+	}
+	return poll(ctx, 60*time.Second, func(ctx context.Context) error {
+		var svc corev1.Service
+		if err := l.Kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "web"}, &svc); err != nil {
+			return err
+		}
+		if len(svc.Status.LoadBalancer.Ingress) == 0 {
+			return errors.New("no EXTERNAL-IP")
+		}
+		b.vip = netip.MustParseAddr(svc.Status.LoadBalancer.Ingress[0].IP)
+		return nil
+	})
+}
+
+// peers (re)creates the router's BGPPeer with or without BFD and waits for all three next hops.
+func (b *bench) peers(bfd bool) error {
+	peer := &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"}, Spec: v1alpha1.BGPPeerSpec{
+		MyASN: lab.NodeASN, PeerASN: lab.RouterASN, PeerAddress: b.lab.Router.IPv4.String(),
+		HoldTime: &metav1.Duration{Duration: 9 * time.Second}, ConnectTime: &metav1.Duration{Duration: time.Second}}}
+	if bfd {
+		peer.Spec.BFD = &v1alpha1.BFDSettings{Enabled: true, ReceiveInterval: 300, TransmitInterval: 300, DetectMultiplier: 3}
+	}
+	if err := client.IgnoreNotFound(b.lab.Kube.Delete(b.ctx, &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"}})); err != nil {
+		return err
+	}
+	if err := b.nextHops(0); err != nil {
+		return err
+	}
+	if err := b.lab.Kube.Create(b.ctx, peer); err != nil {
+		return err
+	}
+	return b.nextHops(3)
+}
+
+// nextHops waits until the router forwards the VIP to n nodes.
+func (b *bench) nextHops(n int, not ...*lab.Node) error {
+	return poll(b.ctx, 90*time.Second, func(ctx context.Context) error {
+		hops, err := b.lab.Router.NextHops(ctx, netip.PrefixFrom(b.vip, 32))
+		if err != nil {
+			return err
+		}
+		for _, x := range not {
+			if slices.Contains(hops, x.IPv4) {
+				return fmt.Errorf("%s still a next hop", x.Name)
+			}
+		}
+		if len(hops) != n {
+			return fmt.Errorf("next hops %v", hops)
+		}
+		return nil
+	})
+}
+
+func (b *bench) setReady(node string, ready bool) error {
+	for _, p := range b.pods {
+		if p.Node == node {
+			if err := b.lab.SetPodReady(b.ctx, p, ready); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// powerCut cuts a node's power while the client probes and returns how long requests kept
+// failing, how many failed, and how many were sent.
+func (b *bench) powerCut(n *lab.Node) (time.Duration, int, int, error) {
+	if err := b.setReady(n.Name, false); err != nil {
+		return 0, 0, 0, err
+	}
+	time.Sleep(time.Second) // EndpointSlice controller and kube-proxy apply it
+	probe := lab.StartProbe(b.lab.ClientNetns, lab.URL(b.vip, 80), 10*time.Millisecond, 300*time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
+	cut := time.Now()
+	err := n.PowerOff(b.ctx)
+	if err == nil {
+		err = b.nextHops(2, n)
+	}
+	time.Sleep(500 * time.Millisecond)
+	res := probe.Stop()
+	if err := errors.Join(err, n.PowerOn(b.ctx), b.setReady(n.Name, true)); err != nil {
+		return 0, 0, 0, err
+	}
+	var span time.Duration
+	for _, s := range res.Samples {
+		if !s.OK() && s.Sent.After(cut) {
+			span = max(span, s.Sent.Sub(cut))
+		}
+	}
+	return span, res.Failed(), len(res.Samples), b.nextHops(3)
+}
+
+// rollingRestart stops and starts every speaker in turn, as a DaemonSet update would, while
+// the client probes.
+func (b *bench) rollingRestart() error {
+	probe := lab.StartProbe(b.lab.ClientNetns, lab.URL(b.vip, 80), 10*time.Millisecond, 300*time.Millisecond)
+	start := time.Now()
+	for _, n := range b.lab.Nodes {
+		p := n.Process("speaker")
+		if err := p.Signal(syscall.SIGTERM); err != nil {
+			return err
+		}
+		<-p.Exited()
+		if err := b.nextHops(2, n); err != nil {
+			return err
+		}
+		if err := p.Start(); err != nil {
+			return err
+		}
+		if err := b.nextHops(3); err != nil {
+			return err
+		}
+	}
+	res := probe.Stop()
+	fmt.Printf("  rolling restart of 3 speakers (%s): %d of %d requests failed, longest gap %s\n",
+		time.Since(start).Round(100*time.Millisecond), res.Failed(), len(res.Samples), ms(res.Longest()))
+	return nil
+}
+
+// scale times how long until every VIP of count Services is in the router's RIB (received
+// from all three nodes) and in its kernel, from the moment a BGPAdvertisement selects them.
+// The Services exist and have their addresses before; kube-proxy is stopped for this part
+// so that three kube-proxies programming 10,000 Services do not share the two cores.
+func (b *bench) scale(counts string) error {
+	ctx, l := b.ctx, b.lab
+	if err := l.Router.Configure(ctx, lab.FRR, lab.RouterOptions{}); err != nil {
+		return err
+	}
+	if err := b.nextHops(3); err != nil {
+		return err
+	}
+	for _, n := range l.Nodes {
+		if p := n.Process("kube-proxy"); p != nil {
+			if err := p.Stop(10 * time.Second); err != nil && !errors.Is(err, lab.ErrKilled) {
+				return err
+			}
+		}
+	}
+	if err := l.Kube.Create(ctx, &v1alpha1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "scale"}, Spec: v1alpha1.IPAddressPoolSpec{
+		Addresses: []v1alpha1.AddressRange{"198.18.128.0/17"}, AutoAssign: ptr(false)}}); err != nil {
+		return err
+	}
+	made := 0
+	for _, c := range strings.Split(counts, ",") {
+		var count int
+		if _, err := fmt.Sscan(c, &count); err != nil {
+			return err
+		}
+		if err := b.services(made, count); err != nil {
+			return err
+		}
+		made = count
+		if err := b.timeInto(count); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// services creates Services s<from>…s<to-1> in the scale pool and waits until the first to
+// have addresses.
+func (b *bench) services(from, to int) error {
+	ctx, l := b.ctx, b.lab
+	for i := from; i < to; i++ {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("s%05d", i),
+			Annotations: map[string]string{v1alpha1.AnnotationAddressPool: "scale"}}, Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80, Protocol: corev1.ProtocolTCP}}}}
+		if err := l.Kube.Create(ctx, svc); err != nil {
+			return err
+		}
+	}
+	return poll(ctx, 10*time.Minute, func(ctx context.Context) error {
+		var list corev1.ServiceList
+		if err := l.Kube.List(ctx, &list, client.InNamespace("default")); err != nil {
+			return err
+		}
+		got := 0
+		for _, s := range list.Items {
+			if strings.HasPrefix(s.Name, "s") && len(s.Status.LoadBalancer.Ingress) > 0 {
+				got++
+			}
+		}
+		if got < to {
+			return fmt.Errorf("%d of %d allocated", got, to)
+		}
+		return nil
+	})
+}
+
+// timeInto creates the BGPAdvertisement for the scale pool, times until the router has
+// count prefixes from every node in its RIB and as 3-way ECMP routes in its kernel, and
+// deletes the advertisement again.
+func (b *bench) timeInto(count int) error {
+	ctx, l := b.ctx, b.lab
+	time.Sleep(2 * time.Second) // the speakers' caches hold every Service
+	ad := &v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "scale"}, Spec: v1alpha1.BGPAdvertisementSpec{IPAddressPools: []string{"scale"}}}
+	start := time.Now()
+	if err := l.Kube.Create(ctx, ad); err != nil {
+		return err
+	}
+	var rib, fib time.Duration
+	err := poll(ctx, 10*time.Minute, func(ctx context.Context) error {
+		if rib == 0 {
+			got, err := b.received(ctx)
+			if err != nil || got < count {
+				return fmt.Errorf("RIB: %d of %d from every node (%w)", got, count, err)
+			}
+			rib = time.Since(start)
+		}
+		out, err := l.Router.Exec(ctx, "sh", "-c", `ip route show root 198.18.128.0/17 proto bgp | awk '/^[0-9]/{r++} /nexthop/{n++} END{print r+0, n+0}'`)
+		var routes, hops int
+		if _, serr := fmt.Sscan(strings.TrimSpace(out), &routes, &hops); err != nil || serr != nil || routes < count || hops < 3*count {
+			return fmt.Errorf("kernel: %d routes, %d next hops, want %d and %d (%w)", routes, hops, count, 3*count, err)
+		}
+		fib = time.Since(start)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  %6d VIPs from 3 nodes: all in the router's RIB after %s, all in its kernel as 3-way ECMP after %s\n", count, ms(rib), ms(fib))
+	if err := l.Kube.Delete(ctx, ad); err != nil {
+		return err
+	}
+	return poll(ctx, 5*time.Minute, func(ctx context.Context) error {
+		if got, err := b.received(ctx); err != nil || got > 0 {
+			return fmt.Errorf("still %d (%w)", got, err)
+		}
+		return nil
+	})
+}
+
+// received is the fewest prefixes the router holds from any node (beyond the bench's one VIP).
+func (b *bench) received(ctx context.Context) (int, error) {
+	byPeer, err := b.lab.Router.ReceivedPrefixes(ctx, true)
+	if err != nil {
+		return 0, err
+	}
+	if len(byPeer) < 3 {
+		return 0, fmt.Errorf("%d sessions", len(byPeer))
+	}
+	least := -1
+	for _, n := range byPeer {
+		if least < 0 || n-1 < least {
+			least = n - 1
+		}
+	}
+	return least, nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func poll(ctx context.Context, timeout time.Duration, f func(context.Context) error) error {
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		last = f(ctx)
+		return last == nil, nil
+	})
+	if err != nil {
+		return errors.Join(err, last)
+	}
+	return nil
+}
+
+func pct(sorted []time.Duration, p int) time.Duration { return sorted[(len(sorted)-1)*p/100] }
+
+func ms(d time.Duration) string { return d.Round(time.Millisecond).String() }

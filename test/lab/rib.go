@@ -1,0 +1,148 @@
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Path is one BGP path the router holds for a prefix, with the attributes the tests check.
+type Path struct {
+	NextHop netip.Addr
+	// Communities are "a:b" and "large:a:b:c", sorted.
+	Communities []string
+	LocalPref   uint32
+}
+
+// Paths reads the router's BGP paths for exactly prefix, from BIRD or FRR, sorted by next
+// hop.
+func (r *Router) Paths(ctx context.Context, prefix netip.Prefix) ([]Path, error) {
+	var out []Path
+	var err error
+	switch r.Kind() {
+	case FRR:
+		out, err = r.frrPaths(ctx, prefix)
+	default:
+		var text string
+		if text, err = r.Birdc(ctx, "show", "route", "all", prefix.String()); err == nil {
+			out = parseBIRDPaths(text)
+		}
+	}
+	slices.SortFunc(out, func(a, b Path) int { return a.NextHop.Compare(b.NextHop) })
+	return out, err
+}
+
+func (r *Router) frrPaths(ctx context.Context, prefix netip.Prefix) ([]Path, error) {
+	fam := "ipv4"
+	if prefix.Addr().Is6() {
+		fam = "ipv6"
+	}
+	text, err := r.Vtysh(ctx, fmt.Sprintf("show bgp %s unicast %s json", fam, prefix))
+	if err != nil {
+		return nil, err
+	}
+	return parseFRRPaths(text)
+}
+
+// parseFRRPaths reads `show bgp … <prefix> json`.
+func parseFRRPaths(text string) ([]Path, error) {
+	var v struct {
+		Paths []struct {
+			Community struct {
+				String string `json:"string"`
+			} `json:"community"`
+			LargeCommunity struct {
+				String string `json:"string"`
+			} `json:"largeCommunity"`
+			LocPrf   uint32 `json:"locPrf"`
+			Nexthops []struct {
+				IP string `json:"ip"`
+			} `json:"nexthops"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal([]byte(text), &v); err != nil {
+		return nil, fmt.Errorf("reading FRR output %q: %w", text, err)
+	}
+	var out []Path
+	for _, p := range v.Paths {
+		path := Path{LocalPref: p.LocPrf}
+		if len(p.Nexthops) > 0 {
+			path.NextHop, _ = netip.ParseAddr(p.Nexthops[0].IP)
+		}
+		path.Communities = append(path.Communities, strings.Fields(p.Community.String)...)
+		for _, l := range strings.Fields(p.LargeCommunity.String) {
+			path.Communities = append(path.Communities, "large:"+l)
+		}
+		slices.Sort(path.Communities)
+		out = append(out, path)
+	}
+	return out, nil
+}
+
+var (
+	birdVia   = regexp.MustCompile(`^\s+via (\S+)`)
+	birdTuple = regexp.MustCompile(`\(([0-9, ]+)\)`)
+)
+
+// parseBIRDPaths reads `show route all <prefix>`: a path starts at each "unicast [" line.
+func parseBIRDPaths(text string) []Path {
+	var out []Path
+	var cur *Path
+	for _, line := range strings.Split(text, "\n") {
+		t := strings.TrimSpace(line)
+		switch {
+		case strings.Contains(line, "unicast ["):
+			out = append(out, Path{})
+			cur = &out[len(out)-1]
+		case cur == nil:
+		case birdVia.MatchString(line):
+			cur.NextHop, _ = netip.ParseAddr(birdVia.FindStringSubmatch(line)[1])
+		case strings.HasPrefix(t, "BGP.local_pref:"):
+			v, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimPrefix(t, "BGP.local_pref:")), 10, 32)
+			cur.LocalPref = uint32(v)
+		case strings.HasPrefix(t, "BGP.community:"), strings.HasPrefix(t, "BGP.large_community:"):
+			large := strings.HasPrefix(t, "BGP.large_community:")
+			for _, m := range birdTuple.FindAllStringSubmatch(t, -1) {
+				parts := strings.Split(strings.ReplaceAll(m[1], " ", ""), ",")
+				c := strings.Join(parts, ":")
+				if large {
+					c = "large:" + c
+				}
+				cur.Communities = append(cur.Communities, c)
+			}
+			slices.Sort(cur.Communities)
+		}
+	}
+	return out
+}
+
+// ReceivedPrefixes is, per BGP neighbour of the router, how many prefixes it accepted from
+// it (FRR only), for the family of v4.
+func (r *Router) ReceivedPrefixes(ctx context.Context, v4 bool) (map[string]int, error) {
+	fam := "ipv4"
+	if !v4 {
+		fam = "ipv6"
+	}
+	text, err := r.Vtysh(ctx, "show bgp "+fam+" unicast summary json")
+	if err != nil {
+		return nil, err
+	}
+	var v struct {
+		Peers map[string]struct {
+			PfxRcd int `json:"pfxRcd"`
+		} `json:"peers"`
+	}
+	if err := json.Unmarshal([]byte(text), &v); err != nil {
+		return nil, fmt.Errorf("reading FRR summary %q: %w", text, err)
+	}
+	out := map[string]int{}
+	for k, p := range v.Peers {
+		out[k] = p.PfxRcd
+	}
+	return out, nil
+}
