@@ -1,0 +1,78 @@
+package app
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/internal/planner"
+	"github.com/vipcast/vipcast/speaker/internal/bgp"
+)
+
+func TestSessionFor(t *testing.T) {
+	p := &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "tor"}, Spec: v1alpha1.BGPPeerSpec{
+		MyASN: 64513, PeerASN: 64512, PeerAddress: "2001:db8::1", PeerPort: 1179, SourceAddress: "2001:db8::11",
+		HoldTime: &metav1.Duration{Duration: 9 * time.Second}, EBGPMultiHop: true,
+		BFD:             &v1alpha1.BFDSettings{Enabled: true, ReceiveInterval: 300, TransmitInterval: 200, DetectMultiplier: 3},
+		GracefulRestart: &v1alpha1.GracefulRestartSettings{Enabled: true}}}
+	s, err := sessionFor(p, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Name != "tor" || s.Address != netip.MustParseAddr("2001:db8::1") || s.Port != 1179 || s.Source != netip.MustParseAddr("2001:db8::11") ||
+		s.Hold != 9*time.Second || !s.MultiHop || s.Password != "pw" || s.GracefulRestart != 120*time.Second ||
+		s.BFD == nil || s.BFD.Receive != 300*time.Millisecond || s.BFD.Transmit != 200*time.Millisecond || s.BFD.Multiplier != 3 {
+		t.Fatalf("session %+v (BFD %+v)", s, s.BFD)
+	}
+	p.Spec.BFD.Enabled = false
+	p.Spec.PeerAddress = "not-an-ip"
+	if _, err := sessionFor(p, ""); err == nil {
+		t.Fatal("a bad address made a session")
+	}
+	p.Spec.PeerAddress = "192.0.2.1"
+	if s, _ := sessionFor(p, ""); s.BFD != nil {
+		t.Fatalf("BFD disabled but set: %+v", s.BFD)
+	}
+}
+
+func TestAnnouncedOverBGP(t *testing.T) {
+	a5, a9 := netip.MustParseAddr("203.0.113.5"), netip.MustParseAddr("203.0.113.9")
+	routes := []planner.Route{
+		{Prefix: netip.MustParsePrefix("203.0.113.0/24"), Peers: []string{"down", "up"}, Addrs: []netip.Addr{a5, a9}},
+		{Prefix: netip.MustParsePrefix("2001:db8::5/128"), Peers: []string{"down"}, Addrs: []netip.Addr{netip.MustParseAddr("2001:db8::5")}},
+	}
+	states := []bgp.SessionState{{Name: "up", Established: true}, {Name: "down"}}
+	svcs := []planner.Service{{Key: "ns/b", IPs: []planner.IP{{Addr: a5}}}, {Key: "ns/a", IPs: []planner.IP{{Addr: a5}, {Addr: a9}}}}
+	got := announcedOverBGP(routes, states, svcs)
+	if len(got) != 2 {
+		t.Fatalf("announced %+v, want .5 and .9 only (the v6 route has no established session)", got)
+	}
+	if g := got[a5]; g.prefix != "203.0.113.0/24" || len(g.peers) != 1 || g.peers[0] != "up" || len(g.services) != 2 || g.services[0] != "ns/a" {
+		t.Fatalf(".5: %+v", g)
+	}
+}
+
+func TestSettling(t *testing.T) {
+	routes := []bgp.Route{{Prefix: netip.MustParsePrefix("203.0.113.5/32"), Peers: []string{"v4"}}, {Prefix: netip.MustParsePrefix("2001:db8::5/128"), Peers: []string{"v4", "v6"}}}
+	done := []bgp.SessionState{{Name: "v4", Address: "192.0.2.1", Established: true, Advertised: 1}, {Name: "v6", Address: "2001:db8::1", Established: true, Advertised: 1, BFD: "Up"}}
+	if settling(routes, done) {
+		t.Fatal("settled sessions reported as settling")
+	}
+	for _, tc := range []struct {
+		name string
+		mut  func(*bgp.SessionState)
+	}{
+		{"still sending", func(s *bgp.SessionState) { s.Advertised = 0 }},
+		{"queue not empty", func(s *bgp.SessionState) { s.OutQueue = 2 }},
+		{"BFD coming up", func(s *bgp.SessionState) { s.BFD = "Init" }},
+	} {
+		st := []bgp.SessionState{done[0], done[1]}
+		tc.mut(&st[1])
+		if !settling(routes, st) {
+			t.Errorf("%s: not settling", tc.name)
+		}
+	}
+}
