@@ -154,6 +154,21 @@ func nextHopsAre(t *testing.T, timeout time.Duration, prefix netip.Prefix, nodes
 	})
 }
 
+// kubeProxiesServe waits until the kube-proxy of every node has programmed addr:80; the
+// router can learn a new address's route before a node's kube-proxy has seen the Service's
+// status, and a probe started in between counts that node's misses.
+func kubeProxiesServe(t *testing.T, addr netip.Addr) {
+	t.Helper()
+	eventually(t, 30*time.Second, fmt.Sprintf("every kube-proxy serves %s", addr), func(ctx context.Context) error {
+		for _, n := range cluster.Nodes {
+			if ok, err := n.KubeProxyServes(ctx, addr, 80); err != nil || !ok {
+				return fmt.Errorf("%s: not yet (%v)", n.Name, err)
+			}
+		}
+		return nil
+	})
+}
+
 func host(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, a.BitLen()) }
 
 // Both routers: sessions with BFD (and an MD5 password with BIRD) from every node; the VIPs arrive as ECMP

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -172,4 +173,17 @@ func (l *Lab) Node(name string) *Node {
 		}
 	}
 	return nil
+}
+
+// KubeProxyServes tells whether the node's kube-proxy has programmed addr:port/TCP into its
+// nftables service map yet. A route or ARP answer for a new address can arrive at a node
+// before its kube-proxy has seen the Service's status; until then that node drops or
+// bounces the address's traffic.
+func (n *Node) KubeProxyServes(ctx context.Context, addr netip.Addr, port uint16) (bool, error) {
+	family := map[bool]string{true: "ip", false: "ip6"}[addr.Is4()]
+	out, err := Exec(ctx, n.Netns, "nft", "list", "map", family, "kube-proxy", "service-ips")
+	if err != nil {
+		return false, err
+	}
+	return strings.Contains(out, fmt.Sprintf("%s . tcp . %d :", addr, port)), nil
 }
