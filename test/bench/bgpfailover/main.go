@@ -25,6 +25,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -270,8 +271,12 @@ func (b *bench) scale(counts string) error {
 	for _, n := range l.Nodes {
 		if p := n.Process("kube-proxy"); p != nil {
 			_ = p.Stop(10 * time.Second) // it exits with an error status on SIGTERM; gone either way
-
 		}
+	}
+	// The lab's cluster-IP range (a /20) cannot hold 10,000 Services: a second ServiceCIDR.
+	if err := l.Kube.Create(ctx, &networkingv1.ServiceCIDR{ObjectMeta: metav1.ObjectMeta{Name: "scale"},
+		Spec: networkingv1.ServiceCIDRSpec{CIDRs: []string{"198.18.96.0/19"}}}); err != nil {
+		return err
 	}
 	if err := l.Kube.Create(ctx, &v1alpha1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "scale"}, Spec: v1alpha1.IPAddressPoolSpec{
 		Addresses: []v1alpha1.AddressRange{"198.18.128.0/17"}, AutoAssign: ptr(false)}}); err != nil {
@@ -301,7 +306,9 @@ func (b *bench) services(from, to int) error {
 	for i := from; i < to; i++ {
 		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("s%05d", i),
 			Annotations: map[string]string{v1alpha1.AnnotationAddressPool: "scale"}}, Spec: corev1.ServiceSpec{
-			Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80, Protocol: corev1.ProtocolTCP}}}}
+			Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80, Protocol: corev1.ProtocolTCP}},
+			// 10,000 Services do not fit into the node-port range.
+			AllocateLoadBalancerNodePorts: ptr(false)}}
 		if err := l.Kube.Create(ctx, svc); err != nil {
 			return err
 		}
