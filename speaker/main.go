@@ -6,6 +6,7 @@ package main
 import (
 	"flag"
 	"os"
+	"strings"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -32,6 +33,14 @@ func main() {
 	flag.DurationVar(&o.Timers.GossipInterval, "memberlist-gossip-interval", fast.GossipInterval, "how often state is gossiped")
 	flag.DurationVar(&o.Resync, "resync", 30*time.Second, "replan this often even when nothing changed")
 	flag.DurationVar(&o.Leave, "leave-timeout", time.Second, "how long a graceful stop waits for its leave message to go out")
+	flag.Func("exclude-interfaces", "interfaces never answered on, even when an L2Advertisement lists them: comma-separated names or shell patterns (veth*)", func(v string) error {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				o.ExcludeInterfaces = append(o.ExcludeInterfaces, p)
+			}
+		}
+		return nil
+	})
 	zopts := zap.Options{}
 	zopts.BindFlags(flag.CommandLine)
 	flag.Parse()

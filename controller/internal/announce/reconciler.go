@@ -6,9 +6,11 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -24,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/controller/internal/metrics"
 	"github.com/vipcast/vipcast/internal/planner"
 )
 
@@ -39,6 +42,25 @@ const FieldOwner = "vipcast-announce"
 type Reconciler struct {
 	Client client.Client
 	Class  string
+
+	mu          sync.Mutex
+	unannounced map[types.NamespacedName]bool // Services whose condition is False, for the gauge
+}
+
+// count keeps the vipcast_services_unannounced gauge: a Service is counted while its
+// condition is False and forgotten when it is announced, gone or no longer ours.
+func (r *Reconciler) count(key types.NamespacedName, unannounced bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.unannounced == nil {
+		r.unannounced = map[types.NamespacedName]bool{}
+	}
+	if unannounced {
+		r.unannounced[key] = true
+	} else {
+		delete(r.unannounced, key)
+	}
+	metrics.ServicesUnannounced.Set(float64(len(r.unannounced)))
 }
 
 // SetupWithManager watches Services (when their addresses change) and SpeakerStatuses (the
@@ -106,6 +128,9 @@ func cut(key string) (string, string, bool) {
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	var svc corev1.Service
 	if err := r.Client.Get(ctx, req.NamespacedName, &svc); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.count(req.NamespacedName, false)
+		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	var ips []netip.Addr
@@ -115,6 +140,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 	}
 	if !planner.Handled(&svc, r.Class) || len(ips) == 0 || svc.DeletionTimestamp != nil {
+		r.count(req.NamespacedName, false)
 		return reconcile.Result{}, nil
 	}
 	var statuses v1alpha1.SpeakerStatusList
@@ -128,6 +154,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, err
 	}
 	want := Desired(ips, announced, decisions, svc.Generation)
+	r.count(req.NamespacedName, want.Status == metav1.ConditionFalse)
 	if have := meta.FindStatusCondition(svc.Status.Conditions, want.Type); have != nil &&
 		have.Status == want.Status && have.Reason == want.Reason && have.Message == want.Message {
 		return reconcile.Result{}, nil

@@ -28,6 +28,11 @@ var (
 	EventsDropped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "vipcast_events_dropped_total", Help: "Events dropped because too many were waiting to be written.",
 	})
+	// ServicesUnannounced is the number of Services with an address whose Announced
+	// condition is False (only the leader counts them).
+	ServicesUnannounced = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "vipcast_services_unannounced", Help: "LoadBalancer Services with an address that no node announces (Announced=False).",
+	})
 	// ReconcileSeconds is the latency of one reconcile, per controller.
 	ReconcileSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "vipcast_reconcile_duration_seconds", Help: "Time one reconcile takes.",
@@ -36,5 +41,5 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(PoolAddresses, PoolAddressesInUse, Allocations, AllocationFailures, ReconcileSeconds, EventsDropped)
+	ctrlmetrics.Registry.MustRegister(PoolAddresses, PoolAddressesInUse, Allocations, AllocationFailures, ReconcileSeconds, EventsDropped, ServicesUnannounced)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path"
 	"strings"
 	"time"
 
@@ -52,12 +53,19 @@ type Options struct {
 	Resync time.Duration
 	// Leave is how long a graceful stop waits for the leave message to go out.
 	Leave time.Duration
+	// ExcludeInterfaces are interface names or shell patterns never answered on.
+	ExcludeInterfaces []string
 }
 
 // Run runs the speaker until ctx ends, then leaves gracefully.
 func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if o.Node == "" {
 		return errors.New("the node name is required (--node-name or NODE_NAME)")
+	}
+	for _, p := range o.ExcludeInterfaces {
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("--exclude-interfaces: bad pattern %q: %w", p, err)
+		}
 	}
 	log := ctrl.Log.WithName("speaker").WithValues("node", o.Node)
 	scheme := runtime.NewScheme()
@@ -98,7 +106,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	ann := layer2.New(log.WithName("layer2"))
 	sp := &speaker{
 		node: o.Node, lbClass: o.LBClass, port: o.Port, client: mgr.GetClient(), cluster: cluster, ann: ann,
-		recorder: mgr.GetEventRecorder("vipcast-speaker"), log: log, resync: o.Resync, leave: o.Leave,
+		recorder: mgr.GetEventRecorder("vipcast-speaker"), log: log, resync: o.Resync, leave: o.Leave, exclude: o.ExcludeInterfaces,
 		trigger: make(chan struct{}, 1), m: newMetrics(&ann.Stats),
 		status: &statusWriter{node: o.Node, client: mgr.GetClient(), reader: mgr.GetAPIReader(), log: log},
 	}
@@ -145,7 +153,7 @@ func waitNode(ctx context.Context, r client.Reader, name string) (*corev1.Node, 
 	return &n, nil
 }
 
-// readKey reads the gossip key: base64 text, or the raw bytes. No file: no encryption.
+// readKey reads the gossip key file. No file: no encryption.
 func readKey(path string) ([]byte, error) {
 	if path == "" {
 		return nil, nil
@@ -154,9 +162,24 @@ func readKey(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the memberlist key: %w", err)
 	}
+	k, err := parseKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("the memberlist key in %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// parseKey reads a gossip key: base64 of 16, 24 or 32 bytes, or those raw bytes. The error
+// never repeats the key.
+func parseKey(b []byte) ([]byte, error) {
 	text := strings.TrimSpace(string(b))
-	if k, err := base64.StdEncoding.DecodeString(text); err == nil && (len(k) == 16 || len(k) == 24 || len(k) == 32) {
+	if k, err := base64.StdEncoding.DecodeString(text); err == nil && validKeyLen(len(k)) {
 		return k, nil
 	}
-	return []byte(text), nil
+	if validKeyLen(len(text)) {
+		return []byte(text), nil
+	}
+	return nil, fmt.Errorf("want base64 of 16, 24 or 32 bytes (AES-128/192/256), or those bytes; got %d bytes", len(text))
 }
+
+func validKeyLen(n int) bool { return n == 16 || n == 24 || n == 32 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,6 +42,7 @@ type speaker struct {
 	log      logr.Logger
 	resync   time.Duration
 	leave    time.Duration
+	exclude  []string // interface patterns never answered on
 
 	bgp     *bgpSide
 	trigger chan struct{}
@@ -171,7 +173,8 @@ func (s *speaker) read(ctx context.Context) (planner.Objects, error) {
 }
 
 // interfaces resolves a decision's interfaces on this node: the listed ones that exist here,
-// and for OnNodeInterface the one holding the node's address of the family.
+// and for OnNodeInterface the one holding the node's address of the family; none that
+// --exclude-interfaces names.
 func (s *speaker) interfaces(d planner.Decision, self *corev1.Node) []string {
 	var out []string
 	for _, name := range d.Interfaces {
@@ -184,8 +187,20 @@ func (s *speaker) interfaces(d planner.Decision, self *corev1.Node) []string {
 			out = append(out, name)
 		}
 	}
+	out = slices.DeleteFunc(out, func(name string) bool { return excluded(s.exclude, name) })
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// excluded tells whether an interface name matches one of the patterns (path.Match syntax,
+// checked at start-up).
+func excluded(patterns []string, name string) bool {
+	for _, p := range patterns {
+		if ok, _ := path.Match(p, name); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // events tells each Service when this node starts or stops announcing its address.

@@ -1,0 +1,71 @@
+package app
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestExcluded(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		patterns []string
+		iface    string
+		want     bool
+	}{
+		{"no patterns", nil, "eth0", false},
+		{"exact name", []string{"eth1"}, "eth1", true},
+		{"other name", []string{"eth1"}, "eth0", false},
+		{"glob", []string{"veth*", "cali*"}, "cali12ab", true},
+		{"glob does not match a prefix of it", []string{"veth*"}, "eth0", false},
+		{"character class", []string{"bond[0-9]"}, "bond3", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := excluded(tc.patterns, tc.iface); got != tc.want {
+				t.Errorf("excluded(%q, %q) = %v, want %v", tc.patterns, tc.iface, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseKey(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		want     int // key length; 0: an error
+	}{
+		{"base64 of 32 bytes", "dmlwY2FzdC1sYWItZ29zc2lwLWtleS0zMi1ieXRlcyE=\n", 32},
+		{"base64 of 16 bytes", "MDEyMzQ1Njc4OWFiY2RlZg==", 16},
+		{"raw 24 bytes", "0123456789abcdef01234567", 24},
+		{"too short", "secret", 0},
+		{"base64 of 7 bytes", "MDEyMzQ1Ng==", 0},
+		{"empty", "", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k, err := parseKey([]byte(tc.in))
+			switch {
+			case tc.want == 0 && err == nil:
+				t.Errorf("accepted a %d-byte key", len(k))
+			case tc.want != 0 && (err != nil || len(k) != tc.want):
+				t.Errorf("got %d bytes, %v; want %d", len(k), err, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzParseKey: any file content gives a usable key or an error that does not repeat it.
+func FuzzParseKey(f *testing.F) {
+	for _, s := range []string{"dmlwY2FzdC1sYWItZ29zc2lwLWtleS0zMi1ieXRlcyE=", "0123456789abcdef", "", "====", "a\x00b"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		k, err := parseKey(b)
+		if err != nil {
+			if len(b) > 3 && strings.Contains(err.Error(), strings.TrimSpace(string(b))) && strings.TrimSpace(string(b)) != "" {
+				t.Fatalf("the error repeats the key: %v", err)
+			}
+			return
+		}
+		if !validKeyLen(len(k)) {
+			t.Fatalf("a %d-byte key", len(k))
+		}
+	})
+}
