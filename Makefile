@@ -6,7 +6,7 @@ export PATH := $(BIN):/usr/local/go/bin:$(PATH)
 export KUBEBUILDER_ASSETS := $(BIN)
 
 LAB_TOOLS  := etcd kube-apiserver kube-controller-manager kube-proxy kubectl
-TEST_TOOLS := $(LAB_TOOLS) gobgp gobgpd controller-gen golangci-lint
+TEST_TOOLS := $(LAB_TOOLS) gobgp gobgpd controller-gen golangci-lint helm
 
 .PHONY: help
 help: ## List the targets.
@@ -35,10 +35,11 @@ generate: ## Regenerate deepcopy code, CRDs and RBAC with controller-gen.
 	$(BIN)/controller-gen crd:crdVersions=v1 rbac:roleName=vipcast-controller paths=./api/... paths=./controller/... \
 		output:crd:artifacts:config=config/crd output:rbac:artifacts:config=config/rbac
 	$(BIN)/controller-gen rbac:roleName=vipcast-speaker paths=./speaker/... output:rbac:artifacts:config=config/rbac/speaker
+	rm -f charts/vipcast/crds/*.yaml && cp config/crd/*.yaml charts/vipcast/crds/
 
 .PHONY: verify
 verify: generate ## Fail when generated files are stale or code is not gofmt-clean.
-	@git diff --exit-code -- api config || { echo "generated files are stale: run make generate and commit"; exit 1; }
+	@git diff --exit-code -- api config charts/vipcast/crds || { echo "generated files are stale: run make generate and commit"; exit 1; }
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "not gofmt-clean"; exit 1; }
 
 .PHONY: build
@@ -47,6 +48,13 @@ build: ## Build the binaries into bin/ (and the lab's command, vipcast-lab).
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/vipcast-speaker ./speaker
 	$(GO) build -o $(BIN)/vipcast-lab ./test/lab/cmd/vipcast-lab
 
+# The Go of the Dockerfile's build stage (golang:$(IMAGE_GO)); a test keeps the two equal.
+IMAGE_GO := 1.26.8
+
+.PHONY: image-binaries
+image-binaries: ## Build what the Dockerfile builds (no Docker needed): both programs, static, into bin/image.
+	GOTOOLCHAIN=go$(IMAGE_GO) hack/image-binaries.sh $(BIN)/image
+
 .PHONY: lint
 lint: ## go vet and golangci-lint.
 	test/tools/build.sh golangci-lint
@@ -54,7 +62,7 @@ lint: ## go vet and golangci-lint.
 	$(BIN)/golangci-lint run ./...
 
 .PHONY: test
-test: tools-test lab-deps verify lint build ## Every test (as root): unit, property, fuzz seeds, integration on a real API server, end-to-end in the lab.
+test: tools-test lab-deps verify lint build image-binaries ## Every test (as root): unit, property, fuzz seeds, integration on a real API server, end-to-end in the lab.
 	VIPCAST_LAB=1 $(GO) test -race -count=1 ./...
 	$(GO) run ./test/demo --check
 
@@ -64,6 +72,8 @@ fuzz: ## Run each fuzz target for a while (FUZZTIME, default 30s).
 	$(GO) test -run XXX -fuzz FuzzParseRequestedIPs -fuzztime $${FUZZTIME:-30s} ./controller/internal/service/
 	$(GO) test -run XXX -fuzz FuzzARPFrame -fuzztime $${FUZZTIME:-30s} ./speaker/internal/layer2/
 	$(GO) test -run XXX -fuzz FuzzNDPMessage -fuzztime $${FUZZTIME:-30s} ./speaker/internal/layer2/
+	$(GO) test -run XXX -fuzz FuzzParseKey -fuzztime $${FUZZTIME:-30s} ./speaker/internal/app/
+	$(GO) test -run XXX -fuzz FuzzParseCommunities -fuzztime $${FUZZTIME:-30s} ./speaker/internal/bgp/
 
 .PHONY: bench
 bench: tools-test lab-deps build ## (root) Benchmarks: allocator and planner, 10,000 Services on a real control plane, L2 and BGP fail-over in the lab, VIPs into FRR.

@@ -162,7 +162,7 @@ func kubeProxiesServe(t *testing.T, addr netip.Addr) {
 	eventually(t, 30*time.Second, fmt.Sprintf("every kube-proxy serves %s", addr), func(ctx context.Context) error {
 		for _, n := range cluster.Nodes {
 			if ok, err := n.KubeProxyServes(ctx, addr, 80); err != nil || !ok {
-				return fmt.Errorf("%s: not yet (%v)", n.Name, err)
+				return fmt.Errorf("%s: not yet (%w)", n.Name, err)
 			}
 		}
 		return nil

@@ -77,6 +77,9 @@ func (l *Lab) startControlPlane(ctx context.Context) error {
 		"--controllers="+kcmControllers, "--secure-port=0", "--v=1"); err != nil {
 		return err
 	}
+	if l.cfg.BareAPI {
+		return nil
+	}
 	return l.installAPI(ctx)
 }
 

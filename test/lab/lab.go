@@ -40,6 +40,8 @@ type Config struct {
 	// Router is the routing daemon on the router: BIRD (default) or FRR. Router.Use
 	// switches it while the lab runs.
 	Router RouterKind
+	// BareAPI leaves vipcast's CRDs and RBAC out, for a test that installs them (Helm).
+	BareAPI bool
 	// Log receives one line per step of Up and Down (nil: quiet).
 	Log func(format string, args ...any)
 }
@@ -240,6 +242,9 @@ func (l *Lab) start(p *Process) (*Process, error) {
 	l.mu.Unlock()
 	return p, p.Start()
 }
+
+// ControlPlaneNetns is the namespace of etcd, the API server and the controller.
+func (l *Lab) ControlPlaneNetns() string { return l.ns("cp") }
 
 // Bin is the path of a program in the lab's bin directory.
 func (l *Lab) Bin(name string) string { return filepath.Join(l.cfg.BinDir, name) }

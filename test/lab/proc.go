@@ -151,6 +151,16 @@ func (p *Process) Kill() {
 	<-done
 }
 
+// Pid is the running program's process ID (0 when it is not running).
+func (p *Process) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // Tail is the end of the program's log, for a failure message.
 func (p *Process) Tail(lines int) string { return tailFile(p.Log, lines) }
 

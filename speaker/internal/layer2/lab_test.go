@@ -39,16 +39,7 @@ func upLab(t *testing.T) *lab.Lab {
 	if os.Getenv("VIPCAST_LAB") != "1" {
 		t.Skip("the lab tests need root and VIPCAST_LAB=1 (make test sets it)")
 	}
-	l, err := lab.Up(t.Context(), lab.Config{Index: labIndex, Nodes: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Log(l.Logs(30))
-		}
-		l.Down(context.Background())
-	})
+	l := lab.UpForTest(t, lab.Config{Index: labIndex, Nodes: 2})
 	ctx := t.Context()
 	if _, err := l.Deploy(ctx, lab.Workload{Namespace: "default", Name: "web", Labels: map[string]string{"app": "web"}, Replicas: 2}); err != nil {
 		t.Fatal(err)
