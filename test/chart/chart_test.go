@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -224,5 +225,44 @@ func TestCRDsInSync(t *testing.T) {
 		if err != nil || string(a) != string(b) {
 			t.Errorf("charts/vipcast/crds/%s differs from config/crd (run make generate): %v", filepath.Base(f), err)
 		}
+	}
+}
+
+// Helm 3 lints the chart, applies its schema and renders the same objects as Helm 4 (the
+// gossip key aside, which is random per rendering).
+func TestHelm3RendersTheSame(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"defaults", nil},
+		{"everything on", []string{"-f", filepath.Join("testdata", "values-all.yaml")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if out, err := helmWith(t, "helm3", append([]string{"lint", "--strict", chartDir}, tc.args...)...); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			v3, v4 := renderWith(t, "helm3", tc.args...), renderWith(t, "helm", tc.args...)
+			if len(v3) != len(v4) {
+				t.Fatalf("Helm 3 rendered %v, Helm 4 %v", v3.kinds(), v4.kinds())
+			}
+			for _, o := range v4 {
+				other := v3.find(o.GetKind(), o.GetName())
+				if other == nil {
+					t.Errorf("Helm 3 did not render %s %s", o.GetKind(), o.GetName())
+					continue
+				}
+				if o.GetKind() == "Secret" {
+					unstructured.RemoveNestedField(o.Object, "data", "key")
+					unstructured.RemoveNestedField(other.Object, "data", "key")
+				}
+				if !equality.Semantic.DeepEqual(o.Object, other.Object) {
+					t.Errorf("%s %s differs between Helm 3 and Helm 4", o.GetKind(), o.GetName())
+				}
+			}
+		})
+	}
+	if _, err := helmWith(t, "helm3", "template", "vipcast", chartDir, "--set", "logLevel=loud"); err == nil || !strings.Contains(err.Error(), "logLevel") {
+		t.Errorf("Helm 3 did not apply the schema: %v", err)
 	}
 }

@@ -26,10 +26,16 @@ func root() string {
 
 var chartDir = filepath.Join(root(), "charts", "vipcast")
 
-// helm runs bin/helm (make tools-test builds it) and returns its standard output.
+// helm runs bin/helm, Helm 4 (make tools-test builds it), and returns its standard output.
 func helm(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	bin := filepath.Join(root(), "bin", "helm")
+	return helmWith(t, "helm", args...)
+}
+
+// helmWith runs one of the Helm binaries in bin/: helm (4) or helm3.
+func helmWith(t *testing.T, name string, args ...string) (string, error) {
+	t.Helper()
+	bin := filepath.Join(root(), "bin", name)
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("bin/helm is missing (make tools-test builds it): %v", err)
 	}
@@ -50,7 +56,12 @@ type manifest []*unstructured.Unstructured
 // arguments (--set ..., -f ...).
 func render(t *testing.T, extra ...string) manifest {
 	t.Helper()
-	out, err := helm(t, append([]string{"template", "vipcast", chartDir, "--namespace", "vipcast-system"}, extra...)...)
+	return renderWith(t, "helm", extra...)
+}
+
+func renderWith(t *testing.T, bin string, extra ...string) manifest {
+	t.Helper()
+	out, err := helmWith(t, bin, append([]string{"template", "vipcast", chartDir, "--namespace", "vipcast-system"}, extra...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ tools=(
 	"kube-proxy . k8s.io/kubernetes/cmd/kube-proxy"
 	"kubectl . k8s.io/kubernetes/cmd/kubectl"
 	"helm helm helm.sh/helm/v4/cmd/helm"
+	"helm3 helm3 helm.sh/helm/v3/cmd/helm"
 	"controller-gen codegen sigs.k8s.io/controller-tools/cmd/controller-gen"
 	"gobgp gobgp github.com/osrg/gobgp/v4/cmd/gobgp"
 	"gobgpd gobgp github.com/osrg/gobgp/v4/cmd/gobgpd"
