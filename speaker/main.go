@@ -41,6 +41,7 @@ func main() {
 		}
 		return nil
 	})
+	flag.Float64Var(&o.EventsQPS, "events-qps", 20, "Events written per second at most; up to 2,000 wait, more are dropped and counted")
 	zopts := zap.Options{}
 	zopts.BindFlags(flag.CommandLine)
 	flag.Parse()

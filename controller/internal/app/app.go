@@ -19,8 +19,10 @@ import (
 	"github.com/vipcast/vipcast/api/v1alpha1"
 	"github.com/vipcast/vipcast/controller/internal/announce"
 	"github.com/vipcast/vipcast/controller/internal/ipam"
+	"github.com/vipcast/vipcast/controller/internal/metrics"
 	"github.com/vipcast/vipcast/controller/internal/pool"
 	"github.com/vipcast/vipcast/controller/internal/service"
+	"github.com/vipcast/vipcast/internal/events"
 )
 
 // Options are the controller's settings; main fills them from flags.
@@ -71,7 +73,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
-	recorder, err := eventRecorder(ctx, cfg, scheme, o.EventsQPS)
+	recorder, err := events.NewRecorder(ctx, cfg, scheme, "vipcast-controller", o.EventsQPS, metrics.EventsDropped)
 	if err != nil {
 		return err
 	}

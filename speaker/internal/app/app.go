@@ -25,6 +25,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/internal/events"
 	"github.com/vipcast/vipcast/speaker/internal/layer2"
 	"github.com/vipcast/vipcast/speaker/internal/membership"
 )
@@ -55,6 +56,9 @@ type Options struct {
 	Leave time.Duration
 	// ExcludeInterfaces are interface names or shell patterns never answered on.
 	ExcludeInterfaces []string
+	// EventsQPS limits the Events the speaker writes (a take-over of thousands of addresses
+	// would otherwise write thousands at once).
+	EventsQPS float64
 }
 
 // Run runs the speaker until ctx ends, then leaves gracefully.
@@ -104,10 +108,15 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		return err
 	}
 	ann := layer2.New(log.WithName("layer2"))
+	m := newMetrics(&ann.Stats)
+	recorder, err := events.NewRecorder(ctx, cfg, scheme, "vipcast-speaker", o.EventsQPS, m.eventsDropped)
+	if err != nil {
+		return err
+	}
 	sp := &speaker{
 		node: o.Node, lbClass: o.LBClass, port: o.Port, client: mgr.GetClient(), cluster: cluster, ann: ann,
-		recorder: mgr.GetEventRecorder("vipcast-speaker"), log: log, resync: o.Resync, leave: o.Leave, exclude: o.ExcludeInterfaces,
-		trigger: make(chan struct{}, 1), m: newMetrics(&ann.Stats),
+		recorder: recorder, log: log, resync: o.Resync, leave: o.Leave, exclude: o.ExcludeInterfaces,
+		trigger: make(chan struct{}, 1), m: m,
 		status: &statusWriter{node: o.Node, client: mgr.GetClient(), reader: mgr.GetAPIReader(), log: log},
 	}
 	sp.bgp = &bgpSide{node: o.Node, log: log.WithName("bgp"), secrets: mgr.GetAPIReader(), changed: sp.poke,

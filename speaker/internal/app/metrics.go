@@ -20,6 +20,8 @@ type metrics struct {
 	advertised   *prometheus.GaugeVec
 	bgpUpdates   prometheus.CounterFunc
 	updates      atomic.Uint64
+	// eventsDropped counts Events not written because too many were waiting.
+	eventsDropped prometheus.Counter
 }
 
 func newMetrics(stats *layer2.Stats) *metrics {
@@ -27,6 +29,8 @@ func newMetrics(stats *layer2.Stats) *metrics {
 		announced: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vipcast_speaker_announced_addresses", Help: "Addresses this node announces over layer 2."}),
 		members:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "vipcast_speaker_members", Help: "Live speakers this speaker sees, itself included."}),
 		takeovers: prometheus.NewCounter(prometheus.CounterOpts{Name: "vipcast_speaker_takeovers_total", Help: "Addresses this node started announcing (at start and on fail-over)."}),
+		eventsDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "vipcast_events_dropped_total",
+			Help: "Events dropped because too many were waiting to be written."}),
 	}
 	counter := func(name, help string, v *atomic.Uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v.Load()) })
@@ -37,7 +41,7 @@ func newMetrics(stats *layer2.Stats) *metrics {
 	m.advertised = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vipcast_bgp_prefixes_advertised", Help: "Prefixes sent to the peer and not withdrawn."}, []string{"peer"})
 	m.bgpUpdates = prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vipcast_bgp_path_updates_total", Help: "Paths announced or withdrawn by this speaker."},
 		func() float64 { return float64(m.updates.Load()) })
-	collectors := []prometheus.Collector{m.announced, m.members, m.takeovers, m.bgpAnnounced, m.sessionUp, m.bfdUp, m.advertised, m.bgpUpdates,
+	collectors := []prometheus.Collector{m.announced, m.members, m.takeovers, m.eventsDropped, m.bgpAnnounced, m.sessionUp, m.bfdUp, m.advertised, m.bgpUpdates,
 		counter("vipcast_l2_arp_requests_total", "ARP requests received for owned addresses.", &stats.ARPRequests),
 		counter("vipcast_l2_arp_replies_total", "ARP replies sent.", &stats.ARPReplies),
 		counter("vipcast_l2_ndp_solicitations_total", "Neighbour solicitations received for owned addresses.", &stats.NDPSolicitations),

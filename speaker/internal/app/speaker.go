@@ -15,8 +15,8 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
 	"github.com/vipcast/vipcast/internal/planner"
@@ -38,7 +38,7 @@ type speaker struct {
 	client   client.Client
 	cluster  *membership.Cluster
 	ann      *layer2.Announcer
-	recorder recorder.EventRecorder
+	recorder events.EventRecorder
 	log      logr.Logger
 	resync   time.Duration
 	leave    time.Duration

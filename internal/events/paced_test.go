@@ -1,16 +1,15 @@
-package app
+package events
 
 import (
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-
-	"github.com/vipcast/vipcast/controller/internal/metrics"
 )
 
 type notes struct {
@@ -32,18 +31,18 @@ func (n *notes) count() int {
 
 func TestPacedRecorderBoundsTheQueue(t *testing.T) {
 	sink := &notes{}
-	p := &pacedRecorder{next: sink, queue: make(chan func(), 3)}
-	before := testutil.ToFloat64(metrics.EventsDropped)
+	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "dropped"})
+	p := NewPaced(sink, 3, dropped)
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "a"}}
 	for range 5 {
 		p.Eventf(svc, nil, corev1.EventTypeNormal, "IPAllocated", "Allocate", "x")
 	}
 	// The recorder copied the object: a later change does not leak into queued Events.
 	svc.Name = "changed"
-	if got := testutil.ToFloat64(metrics.EventsDropped) - before; got != 2 {
+	if got := testutil.ToFloat64(dropped); got != 2 {
 		t.Fatalf("dropped %v Events, want 2", got)
 	}
-	go p.run(t.Context(), 1000)
+	go p.Run(t.Context(), 1000)
 	deadline := time.Now().Add(10 * time.Second)
 	for sink.count() < 3 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
