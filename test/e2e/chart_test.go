@@ -16,6 +16,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -47,9 +48,14 @@ func TestHelmChartOnRealAPIServer(t *testing.T) {
 	l := lab.UpForTest(t, lab.Config{Index: chartLabIndex, Nodes: 2, BareAPI: true})
 	h := &chartRun{t: t, l: l, root: root, home: t.TempDir()}
 
+	var notes string
 	for _, argv := range readmeInstall(t, filepath.Join(root, "README.md")) {
-		h.run(argv...)
+		out := h.run(argv...)
+		if argv[0] == "helm" {
+			notes = out
+		}
 	}
+	h.notesApply(notes)
 	objs := h.manifest()
 	h.allExist(objs)
 	key := h.gossipKey()
@@ -127,6 +133,29 @@ func (h *chartRun) run(argv ...string) string {
 		h.t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
 	}
 	return string(out)
+}
+
+// notesApply: the objects NOTES.txt tells the user to apply next are valid for the API
+// server (server-side dry run: the README's pool of the same name stays as it is).
+func (h *chartRun) notesApply(notes string) {
+	h.t.Helper()
+	blocks := 0
+	for _, part := range strings.Split(notes, "kubectl apply -f - <<'YAML'\n")[1:] {
+		doc, _, ok := strings.Cut(part, "\nYAML\n")
+		if !ok {
+			h.t.Fatalf("NOTES: a here-document without its end:\n%s", part)
+		}
+		cmd := exec.CommandContext(h.t.Context(), filepath.Join(h.root, "bin", "kubectl"), "apply", "--dry-run=server", "-f", "-")
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+h.l.Kubeconfig)
+		cmd.Stdin = strings.NewReader(doc)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			h.t.Errorf("NOTES tells to apply what the API server refuses: %v\n%s\n%s", err, out, doc)
+		}
+		blocks++
+	}
+	if blocks != 2 {
+		h.t.Errorf("NOTES holds %d objects to apply, want a pool and an advertisement:\n%s", blocks, notes)
+	}
 }
 
 // manifest is what the release holds now.
@@ -452,6 +481,19 @@ func (h *chartRun) serve() {
 			return err
 		})
 	}
+	// The speakers' Events arrive, written through their paced recorder under the chart's RBAC.
+	eventually(t, 30*time.Second, "an Announcing Event from a speaker about apps/web", func(ctx context.Context) error {
+		var evs eventsv1.EventList
+		if err := l.Kube.List(ctx, &evs, client.InNamespace("apps")); err != nil {
+			return err
+		}
+		for _, e := range evs.Items {
+			if e.ReportingController == "vipcast-speaker" && e.Reason == "Announcing" && e.Regarding.Name == "web" {
+				return nil
+			}
+		}
+		return fmt.Errorf("%d Events, none from a speaker", len(evs.Items))
+	})
 	for _, p := range h.procs {
 		if !strings.Contains(p.Name, "speaker") {
 			continue
