@@ -303,6 +303,11 @@ func (b *bench) scale(counts string) error {
 // have addresses.
 func (b *bench) services(from, to int) error {
 	ctx, l := b.ctx, b.lab
+	start, cpu := time.Now(), b.speakerCPU()
+	defer func() {
+		fmt.Printf("  (set-up: %d Services created and given addresses in %s; the 3 speakers used %s of CPU meanwhile)\n",
+			to-from, time.Since(start).Round(time.Second), (b.speakerCPU() - cpu).Round(100*time.Millisecond))
+	}()
 	for i := from; i < to; i++ {
 		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("s%05d", i),
 			Annotations: map[string]string{v1alpha1.AnnotationAddressPool: "scale"}}, Spec: corev1.ServiceSpec{
@@ -372,6 +377,30 @@ func (b *bench) timeInto(count int) error {
 		}
 		return nil
 	})
+}
+
+// speakerCPU is the CPU time the speakers have used so far (user + system, from /proc).
+func (b *bench) speakerCPU() time.Duration {
+	var total time.Duration
+	for _, n := range b.lab.Nodes {
+		p := n.Process("speaker")
+		if p == nil {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
+		if err != nil {
+			continue
+		}
+		// Fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(f) > 12 {
+			var u, s int64
+			_, _ = fmt.Sscan(f[11], &u)
+			_, _ = fmt.Sscan(f[12], &s)
+			total += time.Duration(u+s) * time.Second / 100 // USER_HZ
+		}
+	}
+	return total
 }
 
 // received is the fewest prefixes the router holds from any node (beyond the bench's one VIP).
