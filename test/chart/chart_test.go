@@ -19,19 +19,26 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
+// valueSets are the two renderings most tests look at: the defaults, and every optional
+// part on with most values changed.
+var valueSets = []struct {
+	name string
+	args []string
+}{
+	{"defaults", nil},
+	{"everything on", []string{"-f", filepath.Join("testdata", "values-all.yaml")}},
+}
+
+// Both Helm 4 and Helm 3 lint the chart cleanly (strict).
 func TestLint(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		args []string
-	}{
-		{"defaults", nil},
-		{"everything on", []string{"-f", filepath.Join("testdata", "values-all.yaml")}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if out, err := helm(t, append([]string{"lint", "--strict", chartDir}, tc.args...)...); err != nil {
-				t.Fatalf("%v\n%s", err, out)
-			}
-		})
+	for _, bin := range []string{"helm", "helm3"} {
+		for _, tc := range valueSets {
+			t.Run(bin+"/"+tc.name, func(t *testing.T) {
+				if out, err := helmWith(t, bin, append([]string{"lint", "--strict", chartDir}, tc.args...)...); err != nil {
+					t.Fatalf("%v\n%s", err, out)
+				}
+			})
+		}
 	}
 }
 
@@ -138,7 +145,7 @@ func hardened(t *testing.T, who string, c corev1.Container) {
 }
 
 func TestNonDefaultValues(t *testing.T) {
-	m := render(t, "-f", filepath.Join("testdata", "values-all.yaml"))
+	m := render(t, valueSets[1].args...)
 	ctl := controllerOf(t, m)
 	if *ctl.Spec.Replicas != 3 || ctl.Spec.Template.Spec.NodeSelector["role"] != "infra" {
 		t.Errorf("controller replicas %d, node selector %v", *ctl.Spec.Replicas, ctl.Spec.Template.Spec.NodeSelector)
@@ -228,20 +235,11 @@ func TestCRDsInSync(t *testing.T) {
 	}
 }
 
-// Helm 3 lints the chart, applies its schema and renders the same objects as Helm 4 (the
-// gossip key aside, which is random per rendering).
+// Helm 3 applies the schema and renders the same objects as Helm 4 (the gossip key aside,
+// which is random per rendering).
 func TestHelm3RendersTheSame(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		args []string
-	}{
-		{"defaults", nil},
-		{"everything on", []string{"-f", filepath.Join("testdata", "values-all.yaml")}},
-	} {
+	for _, tc := range valueSets {
 		t.Run(tc.name, func(t *testing.T) {
-			if out, err := helmWith(t, "helm3", append([]string{"lint", "--strict", chartDir}, tc.args...)...); err != nil {
-				t.Fatalf("%v\n%s", err, out)
-			}
 			v3, v4 := renderWith(t, "helm3", tc.args...), renderWith(t, "helm", tc.args...)
 			if len(v3) != len(v4) {
 				t.Fatalf("Helm 3 rendered %v, Helm 4 %v", v3.kinds(), v4.kinds())

@@ -49,8 +49,8 @@ func TestChartFlagsExistInBinaries(t *testing.T) {
 		"/vipcast-controller": flagsOf(t, build(t, "controller")),
 		"/vipcast-speaker":    flagsOf(t, build(t, "speaker")),
 	}
-	for _, values := range [][]string{nil, {"-f", filepath.Join("testdata", "values-all.yaml")}} {
-		m := render(t, values...)
+	for _, values := range valueSets {
+		m := render(t, values.args...)
 		for _, pod := range []struct {
 			kind string
 			c    []string
