@@ -68,7 +68,7 @@ func NewRecorder(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, 
 		qps = 100
 	}
 	ecfg := rest.CopyConfig(cfg)
-	ecfg.QPS, ecfg.Burst = float32(2*qps), int(4*qps)
+	ecfg.QPS, ecfg.Burst = float32(2*qps), max(int(4*qps), 1)
 	cs, err := kubernetes.NewForConfig(ecfg)
 	if err != nil {
 		return nil, fmt.Errorf("events client: %w", err)

@@ -2,6 +2,7 @@ package chart
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -44,9 +45,29 @@ func helmWith(t *testing.T, name string, args ...string) (string, error) {
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("helm %s: %w\n%s", strings.Join(args, " "), err, errb.String())
+		return out.String(), &helmFailed{args: args, stderr: errb.String(), err: err}
 	}
 	return out.String(), nil
+}
+
+// helmFailed is a failed helm run; stderr is what helm said, apart from the command line.
+type helmFailed struct {
+	args   []string
+	stderr string
+	err    error
+}
+
+func (e *helmFailed) Error() string {
+	return fmt.Sprintf("helm %s: %v\n%s", strings.Join(e.args, " "), e.err, e.stderr)
+}
+
+func (e *helmFailed) Unwrap() error { return e.err }
+
+// schemaError tells whether a run failed on the values schema at path (a JSON pointer).
+func schemaError(err error, path string) bool {
+	var hf *helmFailed
+	return errors.As(err, &hf) && strings.Contains(hf.stderr, "values don't meet the specifications of the schema") &&
+		strings.Contains(hf.stderr, "- at '"+path+"'")
 }
 
 // manifest holds the objects of one rendering.

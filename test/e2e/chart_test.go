@@ -373,9 +373,9 @@ func (h *chartRun) startPrograms(objs []*unstructured.Unstructured) {
 		}
 		bins["/"+prog] = filepath.Join(dir, prog)
 	}
-	key, _ := base64.StdEncoding.DecodeString(h.gossipKey())
+	// What the kubelet mounts: the Secret's data, base64 text of the key.
 	keyFile := filepath.Join(dir, "memberlist-key")
-	if err := os.WriteFile(keyFile, key, 0o400); err != nil {
+	if err := os.WriteFile(keyFile, []byte(h.gossipKey()), 0o400); err != nil {
 		h.t.Fatal(err)
 	}
 	kubeconfig := func(sa string, uid int) string {

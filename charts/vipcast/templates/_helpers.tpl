@@ -1,9 +1,11 @@
-{{/* Names: the release's objects are <fullname>-controller and <fullname>-speaker. */}}
+{{/* Names: the release's objects are <fullname>-controller, <fullname>-speaker and
+<fullname>-controller-metrics; 40 characters leave room for the longest suffix (DNS labels
+hold 63). */}}
 {{- define "vipcast.fullname" -}}
 {{- if contains .Chart.Name .Release.Name -}}
-{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 40 | trimSuffix "-" -}}
 {{- end -}}
 {{- end -}}
 

@@ -178,17 +178,21 @@ func readKey(path string) ([]byte, error) {
 	return k, nil
 }
 
-// parseKey reads a gossip key: base64 of 16, 24 or 32 bytes, or those raw bytes. The error
-// never repeats the key.
+// parseKey reads a gossip key: base64 of 16, 24 or 32 bytes (a Secret mounted as a file, a
+// trailing newline allowed), or those raw bytes, taken as they are (a raw key may begin or
+// end with a whitespace byte). The error never repeats the key.
 func parseKey(b []byte) ([]byte, error) {
 	text := strings.TrimSpace(string(b))
 	if k, err := base64.StdEncoding.DecodeString(text); err == nil && validKeyLen(len(k)) {
 		return k, nil
 	}
+	if validKeyLen(len(b)) {
+		return b, nil
+	}
 	if validKeyLen(len(text)) {
 		return []byte(text), nil
 	}
-	return nil, fmt.Errorf("want base64 of 16, 24 or 32 bytes (AES-128/192/256), or those bytes; got %d bytes", len(text))
+	return nil, fmt.Errorf("want base64 of 16, 24 or 32 bytes (AES-128/192/256), or those bytes; got %d bytes", len(b))
 }
 
 func validKeyLen(n int) bool { return n == 16 || n == 24 || n == 32 }
