@@ -18,7 +18,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -27,11 +26,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/test/bench/internal/benchlab"
 	"github.com/vipcast/vipcast/test/lab"
 )
 
@@ -51,10 +49,9 @@ func main() {
 }
 
 type bench struct {
-	ctx  context.Context
-	lab  *lab.Lab
-	vip  netip.Addr
-	pods []*lab.Pod
+	ctx context.Context
+	lab *lab.Lab
+	web *benchlab.Web
 }
 
 func run(ctx context.Context, index, trials int, router lab.RouterKind, scale string) error {
@@ -99,7 +96,7 @@ func run(ctx context.Context, index, trials int, router lab.RouterKind, scale st
 			name = "power cut, hold 9s only"
 		}
 		fmt.Printf("  %-24s  p50 %7s  p95 %7s  max %7s  (%d of %d requests failed in %d trials)\n", name,
-			ms(pct(spans, 50)), ms(pct(spans, 95)), ms(spans[len(spans)-1]), failed, total, trials)
+			benchlab.Ms(benchlab.Pct(spans, 50)), benchlab.Ms(benchlab.Pct(spans, 95)), benchlab.Ms(spans[len(spans)-1]), failed, total, trials)
 	}
 	if trials > 0 {
 		if err := b.rollingRestart(); err != nil {
@@ -113,42 +110,14 @@ func run(ctx context.Context, index, trials int, router lab.RouterKind, scale st
 }
 
 func (b *bench) setup(root string) error {
-	ctx, l := b.ctx, b.lab
-	if err := l.Router.Configure(ctx, l.Router.Kind(), lab.RouterOptions{BFD: true}); err != nil {
+	if err := b.lab.Router.Configure(b.ctx, b.lab.Router.Kind(), lab.RouterOptions{BFD: true}); err != nil {
 		return err
-	}
-	if _, err := l.StartController("controller", filepath.Join(root, "bin", "vipcast-controller")); err != nil {
-		return err
-	}
-	if err := l.StartSpeakers(filepath.Join(root, "bin", "vipcast-speaker")); err != nil {
-		return err
-	}
-	for _, o := range []client.Object{
-		&v1alpha1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "bgp"}, Spec: v1alpha1.IPAddressPoolSpec{Addresses: []v1alpha1.AddressRange{"198.18.64.0/24"}}},
-		&v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "bgp"}, Spec: v1alpha1.BGPAdvertisementSpec{IPAddressPools: []string{"bgp"}}},
-		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"}, Spec: corev1.ServiceSpec{
-			Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "web"},
-			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}}}},
-	} {
-		if err := l.Kube.Create(ctx, o); err != nil {
-			return err
-		}
 	}
 	var err error
-	if b.pods, err = l.Deploy(ctx, lab.Workload{Namespace: "default", Name: "web", Labels: map[string]string{"app": "web"}, Replicas: 3}); err != nil {
-		return err
-	}
-	return poll(ctx, 60*time.Second, func(ctx context.Context) error {
-		var svc corev1.Service
-		if err := l.Kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "web"}, &svc); err != nil {
-			return err
-		}
-		if len(svc.Status.LoadBalancer.Ingress) == 0 {
-			return errors.New("no EXTERNAL-IP")
-		}
-		b.vip = netip.MustParseAddr(svc.Status.LoadBalancer.Ingress[0].IP)
-		return nil
-	})
+	b.web, err = benchlab.StartWeb(b.ctx, b.lab, root,
+		&v1alpha1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "bgp"}, Spec: v1alpha1.IPAddressPoolSpec{Addresses: []v1alpha1.AddressRange{"198.18.64.0/24"}}},
+		&v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "bgp"}, Spec: v1alpha1.BGPAdvertisementSpec{IPAddressPools: []string{"bgp"}}})
+	return err
 }
 
 // peers (re)creates the router's BGPPeer with or without BFD and waits for all three next hops.
@@ -173,8 +142,8 @@ func (b *bench) peers(bfd bool) error {
 
 // nextHops waits until the router forwards the VIP to n nodes.
 func (b *bench) nextHops(n int, not ...*lab.Node) error {
-	return poll(b.ctx, 90*time.Second, func(ctx context.Context) error {
-		hops, err := b.lab.Router.NextHops(ctx, netip.PrefixFrom(b.vip, 32))
+	return benchlab.Poll(b.ctx, 90*time.Second, func(ctx context.Context) error {
+		hops, err := b.lab.Router.NextHops(ctx, netip.PrefixFrom(b.web.VIP, 32))
 		if err != nil {
 			return err
 		}
@@ -190,25 +159,14 @@ func (b *bench) nextHops(n int, not ...*lab.Node) error {
 	})
 }
 
-func (b *bench) setReady(node string, ready bool) error {
-	for _, p := range b.pods {
-		if p.Node == node {
-			if err := b.lab.SetPodReady(b.ctx, p, ready); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 // powerCut cuts a node's power while the client probes and returns how long requests kept
 // failing, how many failed, and how many were sent.
 func (b *bench) powerCut(n *lab.Node) (time.Duration, int, int, error) {
-	if err := b.setReady(n.Name, false); err != nil {
+	if err := b.web.SetReady(b.ctx, n.Name, false); err != nil {
 		return 0, 0, 0, err
 	}
 	time.Sleep(time.Second) // EndpointSlice controller and kube-proxy apply it
-	probe := lab.StartProbe(b.lab.ClientNetns, lab.URL(b.vip, 80), 10*time.Millisecond, 300*time.Millisecond)
+	probe := lab.StartProbe(b.lab.ClientNetns, lab.URL(b.web.VIP, 80), 10*time.Millisecond, 300*time.Millisecond)
 	time.Sleep(300 * time.Millisecond)
 	cut := time.Now()
 	err := n.PowerOff(b.ctx)
@@ -217,7 +175,7 @@ func (b *bench) powerCut(n *lab.Node) (time.Duration, int, int, error) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	res := probe.Stop()
-	if err := errors.Join(err, n.PowerOn(b.ctx), b.setReady(n.Name, true)); err != nil {
+	if err := errors.Join(err, n.PowerOn(b.ctx), b.web.SetReady(b.ctx, n.Name, true)); err != nil {
 		return 0, 0, 0, err
 	}
 	var span time.Duration
@@ -232,7 +190,7 @@ func (b *bench) powerCut(n *lab.Node) (time.Duration, int, int, error) {
 // rollingRestart stops and starts every speaker in turn, as a DaemonSet update would, while
 // the client probes.
 func (b *bench) rollingRestart() error {
-	probe := lab.StartProbe(b.lab.ClientNetns, lab.URL(b.vip, 80), 10*time.Millisecond, 300*time.Millisecond)
+	probe := lab.StartProbe(b.lab.ClientNetns, lab.URL(b.web.VIP, 80), 10*time.Millisecond, 300*time.Millisecond)
 	start := time.Now()
 	for _, n := range b.lab.Nodes {
 		p := n.Process("speaker")
@@ -252,7 +210,7 @@ func (b *bench) rollingRestart() error {
 	}
 	res := probe.Stop()
 	fmt.Printf("  rolling restart of 3 speakers (%s): %d of %d requests failed, longest gap %s\n",
-		time.Since(start).Round(100*time.Millisecond), res.Failed(), len(res.Samples), ms(res.Longest()))
+		time.Since(start).Round(100*time.Millisecond), res.Failed(), len(res.Samples), benchlab.Ms(res.Longest()))
 	return nil
 }
 
@@ -318,7 +276,7 @@ func (b *bench) services(from, to int) error {
 			return err
 		}
 	}
-	return poll(ctx, 10*time.Minute, func(ctx context.Context) error {
+	return benchlab.Poll(ctx, 10*time.Minute, func(ctx context.Context) error {
 		var list corev1.ServiceList
 		if err := l.Kube.List(ctx, &list, client.InNamespace("default")); err != nil {
 			return err
@@ -348,7 +306,7 @@ func (b *bench) timeInto(count int) error {
 		return err
 	}
 	var rib, fib time.Duration
-	err := poll(ctx, 10*time.Minute, func(ctx context.Context) error {
+	err := benchlab.Poll(ctx, 10*time.Minute, func(ctx context.Context) error {
 		if rib == 0 {
 			got, err := b.received(ctx)
 			if err != nil || got < count {
@@ -367,11 +325,11 @@ func (b *bench) timeInto(count int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("  %6d VIPs from 3 nodes: all in the router's RIB after %s, all in its kernel as 3-way ECMP after %s\n", count, ms(rib), ms(fib))
+	fmt.Printf("  %6d VIPs from 3 nodes: all in the router's RIB after %s, all in its kernel as 3-way ECMP after %s\n", count, benchlab.Ms(rib), benchlab.Ms(fib))
 	if err := l.Kube.Delete(ctx, ad); err != nil {
 		return err
 	}
-	return poll(ctx, 5*time.Minute, func(ctx context.Context) error {
+	return benchlab.Poll(ctx, 5*time.Minute, func(ctx context.Context) error {
 		if got, err := b.received(ctx); err != nil || got > 0 {
 			return fmt.Errorf("still %d (%w)", got, err)
 		}
@@ -422,19 +380,3 @@ func (b *bench) received(ctx context.Context) (int, error) {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-func poll(ctx context.Context, timeout time.Duration, f func(context.Context) error) error {
-	var last error
-	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		last = f(ctx)
-		return last == nil, nil
-	})
-	if err != nil {
-		return errors.Join(err, last)
-	}
-	return nil
-}
-
-func pct(sorted []time.Duration, p int) time.Duration { return sorted[(len(sorted)-1)*p/100] }
-
-func ms(d time.Duration) string { return d.Round(time.Millisecond).String() }

@@ -12,22 +12,17 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"syscall"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/wait"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/test/bench/internal/benchlab"
 	"github.com/vipcast/vipcast/test/lab"
 )
 
@@ -47,10 +42,9 @@ func main() {
 }
 
 type bench struct {
-	ctx  context.Context
-	lab  *lab.Lab
-	vip  netip.Addr
-	pods []*lab.Pod
+	ctx context.Context
+	lab *lab.Lab
+	web *benchlab.Web
 }
 
 func run(ctx context.Context, index, nodes, trials int, busy time.Duration) error {
@@ -82,7 +76,7 @@ func run(ctx context.Context, index, nodes, trials int, busy time.Duration) erro
 		}
 		slices.Sort(gaps)
 		fmt.Printf("  %-13s  p50 %6s  p95 %6s  max %6s  (requests failed: %d in %d trials)\n", kind,
-			ms(pct(gaps, 50)), ms(pct(gaps, 95)), ms(gaps[len(gaps)-1]), failed, trials)
+			benchlab.Ms(benchlab.Pct(gaps, 50)), benchlab.Ms(benchlab.Pct(gaps, 95)), benchlab.Ms(gaps[len(gaps)-1]), failed, trials)
 	}
 	if busy > 0 {
 		return b.busyRun(busy)
@@ -92,37 +86,15 @@ func run(ctx context.Context, index, nodes, trials int, busy time.Duration) erro
 
 func (b *bench) setup(root string) error {
 	ctx, l := b.ctx, b.lab
-	if _, err := l.StartController("controller", filepath.Join(root, "bin", "vipcast-controller")); err != nil {
-		return err
-	}
-	if err := l.StartSpeakers(filepath.Join(root, "bin", "vipcast-speaker")); err != nil {
-		return err
-	}
-	for _, o := range []client.Object{
-		&v1alpha1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "l2"}, Spec: v1alpha1.IPAddressPoolSpec{Addresses: []v1alpha1.AddressRange{"192.0.2.240/28"}}},
-		&v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "l2"}},
-		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"}, Spec: corev1.ServiceSpec{
-			Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "web"},
-			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}}}},
-	} {
-		if err := l.Kube.Create(ctx, o); err != nil {
-			return err
-		}
-	}
 	var err error
-	if b.pods, err = l.Deploy(ctx, lab.Workload{Namespace: "default", Name: "web", Labels: map[string]string{"app": "web"}, Replicas: len(l.Nodes)}); err != nil {
+	b.web, err = benchlab.StartWeb(ctx, l, root,
+		&v1alpha1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "l2"}, Spec: v1alpha1.IPAddressPoolSpec{Addresses: []v1alpha1.AddressRange{"192.0.2.240/28"}}},
+		&v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "l2"}})
+	if err != nil {
 		return err
 	}
-	return poll(ctx, 60*time.Second, func(ctx context.Context) error {
-		var svc corev1.Service
-		if err := l.Kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "web"}, &svc); err != nil {
-			return err
-		}
-		if len(svc.Status.LoadBalancer.Ingress) == 0 {
-			return errors.New("no EXTERNAL-IP")
-		}
-		b.vip = netip.MustParseAddr(svc.Status.LoadBalancer.Ingress[0].IP)
-		_, err := lab.Get(ctx, l.ClientNetns, lab.URL(b.vip, 80), time.Second)
+	return benchlab.Poll(ctx, 60*time.Second, func(ctx context.Context) error {
+		_, err := lab.Get(ctx, l.ClientNetns, lab.URL(b.web.VIP, 80), time.Second)
 		return err
 	})
 }
@@ -130,8 +102,8 @@ func (b *bench) setup(root string) error {
 // owner waits for exactly one live announcer among the running nodes.
 func (b *bench) owner(exclude string) (*lab.Node, error) {
 	var got string
-	err := poll(b.ctx, 30*time.Second, func(ctx context.Context) error {
-		all, err := b.lab.Announcers(ctx, b.vip)
+	err := benchlab.Poll(b.ctx, 30*time.Second, func(ctx context.Context) error {
+		all, err := b.lab.Announcers(ctx, b.web.VIP)
 		if err != nil {
 			return err
 		}
@@ -145,28 +117,17 @@ func (b *bench) owner(exclude string) (*lab.Node, error) {
 	return b.lab.Node(got), err
 }
 
-func (b *bench) setReady(node string, ready bool) error {
-	for _, p := range b.pods {
-		if p.Node == node {
-			if err := b.lab.SetPodReady(b.ctx, p, ready); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 // trial fails the owner one way, measures the gap and brings everything back.
 func (b *bench) trial(kind string) (time.Duration, int, error) {
 	old, err := b.owner("")
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := b.setReady(old.Name, false); err != nil {
+	if err := b.web.SetReady(b.ctx, old.Name, false); err != nil {
 		return 0, 0, err
 	}
 	time.Sleep(time.Second) // EndpointSlice controller and kube-proxy apply it
-	probe := lab.StartProbe(b.lab.ClientNetns, lab.URL(b.vip, 80), 10*time.Millisecond, 300*time.Millisecond)
+	probe := lab.StartProbe(b.lab.ClientNetns, lab.URL(b.web.VIP, 80), 10*time.Millisecond, 300*time.Millisecond)
 	time.Sleep(300 * time.Millisecond)
 	if kind == "power cut" {
 		err = old.PowerOff(b.ctx)
@@ -178,8 +139,8 @@ func (b *bench) trial(kind string) (time.Duration, int, error) {
 		return 0, 0, err
 	}
 	_, ownerErr := b.owner(old.Name)
-	reachErr := poll(b.ctx, 30*time.Second, func(ctx context.Context) error {
-		_, err := lab.Get(ctx, b.lab.ClientNetns, lab.URL(b.vip, 80), time.Second)
+	reachErr := benchlab.Poll(b.ctx, 30*time.Second, func(ctx context.Context) error {
+		_, err := lab.Get(ctx, b.lab.ClientNetns, lab.URL(b.web.VIP, 80), time.Second)
 		return err
 	})
 	time.Sleep(300 * time.Millisecond)
@@ -191,7 +152,7 @@ func (b *bench) trial(kind string) (time.Duration, int, error) {
 		<-old.Process("speaker").Exited()
 		err = old.Process("speaker").Start()
 	}
-	if err := errors.Join(ownerErr, reachErr, err, b.setReady(old.Name, true)); err != nil {
+	if err := errors.Join(ownerErr, reachErr, err, b.web.SetReady(b.ctx, old.Name, true)); err != nil {
 		return 0, 0, err
 	}
 	if err := b.waitMembers(len(b.lab.Nodes)); err != nil {
@@ -202,7 +163,7 @@ func (b *bench) trial(kind string) (time.Duration, int, error) {
 
 // waitMembers waits until every speaker sees n members.
 func (b *bench) waitMembers(n int) error {
-	return poll(b.ctx, 60*time.Second, func(ctx context.Context) error {
+	return benchlab.Poll(b.ctx, 60*time.Second, func(ctx context.Context) error {
 		var list v1alpha1.SpeakerStatusList
 		if err := b.lab.Kube.List(ctx, &list); err != nil {
 			return err
@@ -237,11 +198,11 @@ func (b *bench) busyRun(d time.Duration) error {
 	if err != nil {
 		return err
 	}
-	probe := lab.StartProbe(b.lab.ClientNetns, lab.URL(b.vip, 80), 10*time.Millisecond, time.Second)
+	probe := lab.StartProbe(b.lab.ClientNetns, lab.URL(b.web.VIP, 80), 10*time.Millisecond, time.Second)
 	moves := 0
 	last := first.Name
 	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		all, err := b.lab.Announcers(b.ctx, b.vip)
+		all, err := b.lab.Announcers(b.ctx, b.web.VIP)
 		if err == nil && len(all) == 1 && all[0] != last {
 			moves++
 			last = all[0]
@@ -249,24 +210,6 @@ func (b *bench) busyRun(d time.Duration) error {
 	}
 	res := probe.Stop()
 	fmt.Printf("  busy %s, both cores spinning: address moved %d times, %d of %d requests failed, longest gap %s\n",
-		d, moves, res.Failed(), len(res.Samples), ms(res.Longest()))
+		d, moves, res.Failed(), len(res.Samples), benchlab.Ms(res.Longest()))
 	return nil
 }
-
-func poll(ctx context.Context, timeout time.Duration, f func(context.Context) error) error {
-	var last error
-	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		last = f(ctx)
-		return last == nil, nil
-	})
-	if err != nil {
-		return errors.Join(err, last)
-	}
-	return nil
-}
-
-func pct(sorted []time.Duration, p int) time.Duration {
-	return sorted[(len(sorted)-1)*p/100]
-}
-
-func ms(d time.Duration) string { return d.Round(time.Millisecond).String() }
