@@ -137,7 +137,22 @@ func (b *bench) peers(bfd bool) error {
 	if err := b.lab.Kube.Create(b.ctx, peer); err != nil {
 		return err
 	}
-	return b.nextHops(3)
+	if err := b.nextHops(3); err != nil || !bfd {
+		return err
+	}
+	// The routes can come before BFD does: a power cut then is the hold timer's.
+	return benchlab.Poll(b.ctx, 60*time.Second, func(ctx context.Context) error {
+		for _, n := range b.lab.Nodes {
+			var st v1alpha1.SpeakerStatus
+			if err := b.lab.Kube.Get(ctx, client.ObjectKey{Name: n.Name}, &st); err != nil {
+				return err
+			}
+			if len(st.Status.Sessions) != 1 || st.Status.Sessions[0].BFD != "Up" {
+				return fmt.Errorf("%s: sessions %+v", n.Name, st.Status.Sessions)
+			}
+		}
+		return nil
+	})
 }
 
 // nextHops waits until the router forwards the VIP to n nodes.
