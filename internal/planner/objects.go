@@ -5,6 +5,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
 	"github.com/vipcast/vipcast/internal/poolset"
@@ -145,16 +147,25 @@ func endpointNodesAny(slices []discoveryv1.EndpointSlice, s *corev1.Service) map
 	return out
 }
 
+// selectors compiles an advertisement's pool, Service and node selectors; the first bad one
+// is the error.
+func selectors(pools, services, nodes []metav1.LabelSelector) (p, s, n []labels.Selector, err error) {
+	if p, err = poolset.Selectors(pools); err != nil {
+		return nil, nil, nil, err
+	}
+	if s, err = poolset.Selectors(services); err != nil {
+		return nil, nil, nil, err
+	}
+	if n, err = poolset.Selectors(nodes); err != nil {
+		return nil, nil, nil, err
+	}
+	return p, s, n, nil
+}
+
 func compileL2(ad v1alpha1.L2Advertisement) (L2Advertisement, error) {
 	c := L2Advertisement{Name: ad.Name, Pools: ad.Spec.IPAddressPools}
 	var err error
-	if c.PoolSelectors, err = poolset.Selectors(ad.Spec.IPAddressPoolSelectors); err != nil {
-		return c, err
-	}
-	if c.ServiceSelectors, err = poolset.Selectors(ad.Spec.ServiceSelectors); err != nil {
-		return c, err
-	}
-	if c.NodeSelectors, err = poolset.Selectors(ad.Spec.NodeSelectors); err != nil {
+	if c.PoolSelectors, c.ServiceSelectors, c.NodeSelectors, err = selectors(ad.Spec.IPAddressPoolSelectors, ad.Spec.ServiceSelectors, ad.Spec.NodeSelectors); err != nil {
 		return c, err
 	}
 	for _, i := range ad.Spec.Interfaces {
@@ -166,13 +177,7 @@ func compileL2(ad v1alpha1.L2Advertisement) (L2Advertisement, error) {
 func compileBGP(ad v1alpha1.BGPAdvertisement) (BGPAdvertisement, error) {
 	c := BGPAdvertisement{Name: ad.Name, Pools: ad.Spec.IPAddressPools, Peers: ad.Spec.Peers, LocalPref: ad.Spec.LocalPref}
 	var err error
-	if c.PoolSelectors, err = poolset.Selectors(ad.Spec.IPAddressPoolSelectors); err != nil {
-		return c, err
-	}
-	if c.ServiceSelectors, err = poolset.Selectors(ad.Spec.ServiceSelectors); err != nil {
-		return c, err
-	}
-	if c.NodeSelectors, err = poolset.Selectors(ad.Spec.NodeSelectors); err != nil {
+	if c.PoolSelectors, c.ServiceSelectors, c.NodeSelectors, err = selectors(ad.Spec.IPAddressPoolSelectors, ad.Spec.ServiceSelectors, ad.Spec.NodeSelectors); err != nil {
 		return c, err
 	}
 	if ad.Spec.AggregationLength != nil {
