@@ -9,6 +9,10 @@ const (
 	AnnotationLoadBalancerIPs = "vipcast.io/load-balancer-ips"
 	// AnnotationAllowSharedIP is a key: Services with the same key may share an address.
 	AnnotationAllowSharedIP = "vipcast.io/allow-shared-ip"
+	// AnnotationAllowSharedIPNamespaces lists, comma-separated, the other namespaces whose
+	// Services may share this Service's address under the same key ("*": any). A sharing key
+	// binds one namespace unless both Services list each other's namespace.
+	AnnotationAllowSharedIPNamespaces = "vipcast.io/allow-shared-ip-namespaces"
 )
 
 // Conditions vipcast writes.

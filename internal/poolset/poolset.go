@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
@@ -56,6 +57,36 @@ func (p *Pool) Serves(namespace string, nsLabels, svcLabels map[string]string) b
 		return false
 	}
 	return anyMatches(a.NamespaceSelectors, nsLabels) && anyMatches(a.ServiceSelectors, svcLabels)
+}
+
+// Describe says whom the allocation admits, for messages: "namespaces a, b; Services
+// matching app=web".
+func (a *Allocation) Describe() string {
+	if a == nil {
+		return "admits every Service"
+	}
+	var parts []string
+	if len(a.Namespaces) > 0 {
+		parts = append(parts, "namespaces "+strings.Join(slices.Sorted(maps.Keys(a.Namespaces)), ", "))
+	}
+	if len(a.NamespaceSelectors) > 0 {
+		parts = append(parts, "namespaces matching "+joinSelectors(a.NamespaceSelectors))
+	}
+	if len(a.ServiceSelectors) > 0 {
+		parts = append(parts, "Services matching "+joinSelectors(a.ServiceSelectors))
+	}
+	if len(parts) == 0 {
+		return "admits every Service"
+	}
+	return "admits " + strings.Join(parts, "; ")
+}
+
+func joinSelectors(sels []labels.Selector) string {
+	s := make([]string, len(sels))
+	for i, sel := range sels {
+		s[i] = sel.String()
+	}
+	return strings.Join(s, " or ")
 }
 
 func anyMatches(sels []labels.Selector, l map[string]string) bool {

@@ -13,10 +13,13 @@ import (
 // holder is one Service holding an address.
 type holder struct {
 	key        string
+	namespace  string
 	sharingKey string
-	ports      []Port
-	local      bool
-	selector   string
+	// shareWith are the other namespaces this holder consents to share with ("*": any).
+	shareWith []string
+	ports     []Port
+	local     bool
+	selector  string
 }
 
 // Allocator tracks which Service holds which address and hands out new ones. It is not
@@ -197,7 +200,7 @@ func (a *Allocator) keep(req *Request) ([]netip.Addr, bool) {
 	if len(req.RequestedIPs) == 0 {
 		pool := a.pools.PoolOf(cur[0])
 		for _, f := range may {
-			if a.hasFamily(req.Key, f) || pool == nil || !pool.Usable() {
+			if a.hasFamily(req.Key, f) || pool == nil || !pool.Usable() || !pool.Serves(req.Namespace, req.NamespaceLabels, req.Labels) {
 				continue
 			}
 			if ip, ok := a.pick(req, pool, f); ok {
@@ -235,7 +238,7 @@ func (a *Allocator) shareable(req *Request, ip netip.Addr) bool {
 }
 
 func compatible(req *Request, h *holder) bool {
-	if req.SharingKey == "" || h.sharingKey != req.SharingKey || h.local != req.Local {
+	if req.SharingKey == "" || h.sharingKey != req.SharingKey || h.local != req.Local || !consents(req, h) {
 		return false
 	}
 	if req.Local && h.selector != req.Selector {
@@ -268,7 +271,24 @@ func (a *Allocator) hold(req *Request, ip netip.Addr) {
 }
 
 func newHolder(req *Request) *holder {
-	return &holder{key: req.Key, sharingKey: req.SharingKey, ports: slices.Clone(req.Ports), local: req.Local, selector: req.Selector}
+	return &holder{
+		key: req.Key, namespace: req.Namespace, sharingKey: req.SharingKey, shareWith: slices.Clone(req.ShareNamespaces),
+		ports: slices.Clone(req.Ports), local: req.Local, selector: req.Selector,
+	}
+}
+
+// consents reports whether a Service and a holder in another namespace both agree to share:
+// a sharing key binds Services of one namespace only, unless each lists the other's
+// namespace (or "*") in its allow-shared-ip-namespaces annotation.
+func consents(req *Request, h *holder) bool {
+	if h.namespace == req.Namespace {
+		return true
+	}
+	return allows(req.ShareNamespaces, h.namespace) && allows(h.shareWith, req.Namespace)
+}
+
+func allows(list []string, ns string) bool {
+	return slices.Contains(list, ns) || slices.Contains(list, AnyNamespace)
 }
 
 func (a *Allocator) refresh(req *Request, ip netip.Addr) {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/vipcast/vipcast/api/v1alpha1"
 	"github.com/vipcast/vipcast/internal/iprange"
 	"github.com/vipcast/vipcast/internal/poolset"
 )
@@ -99,6 +100,8 @@ func (a *Allocator) candidates(req *Request) ([]*poolset.Pool, error) {
 			return nil, failf(ReasonNoMatchingPool, "IPAddressPool %q is invalid: %v", req.Pool, p.Err)
 		case p.Terminating:
 			return nil, failf(ReasonNoMatchingPool, "IPAddressPool %q is being deleted", req.Pool)
+		case !p.Serves(req.Namespace, req.NamespaceLabels, req.Labels):
+			return nil, notAllowed(p)
 		case !hasMust(p):
 			return nil, failf(ReasonNoMatchingPool, "IPAddressPool %q has no usable %s addresses", req.Pool, familyNames(must))
 		}
@@ -122,6 +125,11 @@ func (a *Allocator) candidates(req *Request) ([]*poolset.Pool, error) {
 		return nil, failf(ReasonNoMatchingPool, "no IPAddressPool serving this Service has %s addresses", familyNames(must))
 	}
 	return out, nil
+}
+
+// notAllowed is the error for a pool whose serviceAllocation does not admit the Service.
+func notAllowed(p *poolset.Pool) error {
+	return failf(ReasonNotAllowedByPool, "IPAddressPool %s does not admit this Service (its serviceAllocation %s)", p.Name, p.Allocation.Describe())
 }
 
 func familyNames(fs []iprange.Family) string {
@@ -236,11 +244,20 @@ func (a *Allocator) requestable(req *Request, ip netip.Addr) error {
 		return failf(ReasonRequestedIPUnavailable, "%s is in IPAddressPool %s, which is being deleted", ip, p.Name)
 	case p.AvoidBuggy && iprange.IsBuggy(ip):
 		return failf(ReasonRequestedIPUnavailable, "%s ends in .0 or .255 and IPAddressPool %s avoids such addresses", ip, p.Name)
+	case !p.Serves(req.Namespace, req.NamespaceLabels, req.Labels):
+		return notAllowed(p)
 	}
 	if a.shareable(req, ip) {
 		return nil
 	}
 	others := slices.DeleteFunc(a.Holders(ip), func(k string) bool { return k == req.Key })
+	if i := slices.IndexFunc(a.holders[ip], func(h *holder) bool {
+		return req.SharingKey != "" && h.sharingKey == req.SharingKey && h.key != req.Key && !consents(req, h)
+	}); i >= 0 {
+		h := a.holders[ip][i]
+		return failf(ReasonSharingNotAllowed, "%s is shared under key %q by %s in namespace %s; a sharing key binds one namespace unless both Services list each other's namespace in %s",
+			ip, req.SharingKey, h.key, h.namespace, v1alpha1.AnnotationAllowSharedIPNamespaces)
+	}
 	if req.SharingKey != "" && slices.ContainsFunc(a.holders[ip], func(h *holder) bool { return h.sharingKey == req.SharingKey }) {
 		return failf(ReasonSharingConflict, "%s is shared under key %q by %s, and their ports or traffic policy clash with this Service's", ip, req.SharingKey, strings.Join(others, ", "))
 	}

@@ -39,9 +39,13 @@ type Request struct {
 	RequestedIPs []netip.Addr
 	// Pool is the pool the Service names, if any.
 	Pool string
-	// SharingKey is the allow-shared-ip annotation; empty means no sharing.
+	// SharingKey is the allow-shared-ip annotation; empty means no sharing. It binds
+	// Services of one namespace, unless both sides list each other in ShareNamespaces.
 	SharingKey string
-	Ports      []Port
+	// ShareNamespaces are the other namespaces whose Services may share this one's address
+	// under the same key ("*": any), from the allow-shared-ip-namespaces annotation.
+	ShareNamespaces []string
+	Ports           []Port
 	// Local is externalTrafficPolicy: Local; Selector the Service's pod selector, in a
 	// canonical form, which must be equal among Local Services sharing an address.
 	Local    bool
@@ -78,7 +82,16 @@ const (
 	ReasonRequestedIPUnavailable = "RequestedIPUnavailable"
 	ReasonSharingConflict        = "SharingConflict"
 	ReasonInvalidAnnotation      = "InvalidAnnotation"
+	// ReasonNotAllowedByPool: the Service names a pool, or asks for an address of a pool,
+	// whose serviceAllocation does not admit it.
+	ReasonNotAllowedByPool = "NotAllowedByPool"
+	// ReasonSharingNotAllowed: the address is shared under the Service's key in another
+	// namespace, and the two namespaces do not both consent.
+	ReasonSharingNotAllowed = "SharingNotAllowed"
 )
+
+// AnyNamespace in ShareNamespaces consents to sharing with every namespace.
+const AnyNamespace = "*"
 
 // Error is an allocation that cannot be made until something changes: a user's mistake
 // or a full pool. Retrying it at once will not help.

@@ -141,7 +141,11 @@ func (a *Allocator) waitFor(req *Request, cause string) {
 	}
 	var names []string
 	if req.Pool != "" {
-		names = []string{req.Pool}
+		// A pool that does not admit the Service is no help when it frees an address; a
+		// change of pools (or of the namespace's labels) wakes the Service instead.
+		if p := a.pools.Pool(req.Pool); p == nil || p.Serves(req.Namespace, req.NamespaceLabels, req.Labels) {
+			names = []string{req.Pool}
+		}
 	} else {
 		for _, p := range a.pools.Ordered() {
 			if p.AutoAssign && p.Serves(req.Namespace, req.NamespaceLabels, req.Labels) {

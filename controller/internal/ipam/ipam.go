@@ -132,20 +132,32 @@ func StatusIPs(svc *corev1.Service) []netip.Addr {
 	return ips
 }
 
-// Assign gives the Service its addresses (see allocator.Assign) and returns them with
-// the name of the pool of the first one ("" when none holds it).
-func (m *IPAM) Assign(req *allocator.Request) (ips []netip.Addr, pool string, err error) {
+// Assignment is what Assign gave a Service.
+type Assignment struct {
+	IPs []netip.Addr
+	// Pool is the pool of the first address ("" when no pool holds it).
+	Pool string
+	// NotAdmitted: the Service keeps an address of a pool whose serviceAllocation no longer
+	// admits it (a working address is never taken away; it would not be given now).
+	NotAdmitted bool
+	Err         error
+}
+
+// Assign gives the Service its addresses (see allocator.Assign).
+func (m *IPAM) Assign(req *allocator.Request) Assignment {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	before := m.alloc.Addresses(req.Key)
-	ips, err = m.alloc.Assign(req)
+	ips, err := m.alloc.Assign(req)
 	m.afterLocked(before, ips)
+	out := Assignment{IPs: ips, Err: err}
 	if len(ips) > 0 {
 		if p := m.alloc.Pools().PoolOf(ips[0]); p != nil {
-			pool = p.Name
+			out.Pool = p.Name
+			out.NotAdmitted = !p.Serves(req.Namespace, req.NamespaceLabels, req.Labels)
 		}
 	}
-	m.mu.Unlock()
-	return ips, pool, err
+	return out
 }
 
 // Release frees the Service's addresses and returns them.

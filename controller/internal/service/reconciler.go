@@ -120,7 +120,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		o = Outcome{IPs: r.IPAM.Addresses(areq.Key), Err: &allocator.Error{Reason: allocator.ReasonInvalidAnnotation, Message: err.Error()}}
 		o.Pool = r.IPAM.PoolName(o.IPs)
 	} else {
-		o.IPs, o.Pool, o.Err = r.IPAM.Assign(areq)
+		a := r.IPAM.Assign(areq)
+		o = Outcome{IPs: a.IPs, Pool: a.Pool, NotAdmitted: a.NotAdmitted, Err: a.Err}
 	}
 	return reconcile.Result{}, r.writeStatus(ctx, svc, o)
 }

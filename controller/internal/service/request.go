@@ -57,6 +57,18 @@ func ParseRequestedIPs(annotation string, hasAnnotation bool, specIP string) ([]
 	return ips, nil
 }
 
+// ParseNamespaces reads the allow-shared-ip-namespaces annotation: namespace names
+// separated by commas, or "*" for every namespace.
+func ParseNamespaces(annotation string) []string {
+	var out []string
+	for part := range strings.SplitSeq(annotation, ",") {
+		if part = strings.TrimSpace(part); part != "" && !slices.Contains(out, part) {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
 // BuildRequest turns a Service into an allocation request. A malformed annotation is an
 // error: the Service is told, and keeps what it holds.
 func BuildRequest(svc *corev1.Service, nsLabels map[string]string) (*allocator.Request, error) {
@@ -67,6 +79,7 @@ func BuildRequest(svc *corev1.Service, nsLabels map[string]string) (*allocator.R
 		NamespaceLabels: nsLabels,
 		Pool:            strings.TrimSpace(svc.Annotations[v1alpha1.AnnotationAddressPool]),
 		SharingKey:      strings.TrimSpace(svc.Annotations[v1alpha1.AnnotationAllowSharedIP]),
+		ShareNamespaces: ParseNamespaces(svc.Annotations[v1alpha1.AnnotationAllowSharedIPNamespaces]),
 		Local:           svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
 		Selector:        labels.Set(svc.Spec.Selector).String(),
 		Current:         ipam.StatusIPs(svc),

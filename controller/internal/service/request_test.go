@@ -154,6 +154,7 @@ func TestDesiredStatus(t *testing.T) {
 		{"failed, keeps", Outcome{IPs: []netip.Addr{v4}, Err: &allocator.Error{Reason: allocator.ReasonRequestedIPUnavailable, Message: "x in use"}}, []string{"192.0.2.1"}, metav1.ConditionFalse, allocator.ReasonRequestedIPUnavailable, "x in use (keeps 192.0.2.1)"},
 		{"failed, nothing", Outcome{Err: &allocator.Error{Reason: allocator.ReasonPoolExhausted, Message: "full"}}, nil, metav1.ConditionFalse, allocator.ReasonPoolExhausted, "full"},
 		{"other error", Outcome{Err: errors.New("bad")}, nil, metav1.ConditionFalse, allocator.ReasonInvalidAnnotation, "bad"},
+		{"kept, pool no longer admits", Outcome{IPs: []netip.Addr{v4}, Pool: "p", NotAdmitted: true}, []string{"192.0.2.1"}, metav1.ConditionTrue, allocator.ReasonNotAllowedByPool, "192.0.2.1 from IPAddressPool p kept, though the pool's serviceAllocation no longer admits"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -180,5 +181,20 @@ func TestDesiredStatus(t *testing.T) {
 	if again := DesiredStatus(svc, cases[0].o); !meta.IsStatusConditionTrue(again.Conditions, v1alpha1.ConditionIPAllocated) ||
 		!again.Conditions[0].LastTransitionTime.Equal(&first.Conditions[0].LastTransitionTime) {
 		t.Error("a repeated outcome moved the condition")
+	}
+}
+
+func TestParseNamespaces(t *testing.T) {
+	cases := map[string][]string{
+		"":              nil,
+		" , ":           nil,
+		"a":             {"a"},
+		" a , b,a,, c ": {"a", "b", "c"},
+		"*":             {"*"},
+	}
+	for in, want := range cases {
+		if got := ParseNamespaces(in); !slices.Equal(got, want) {
+			t.Errorf("ParseNamespaces(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

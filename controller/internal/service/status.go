@@ -27,7 +27,9 @@ const (
 type Outcome struct {
 	IPs  []netip.Addr
 	Pool string
-	Err  error
+	// NotAdmitted: the pool no longer admits the Service, which keeps its address.
+	NotAdmitted bool
+	Err         error
 }
 
 // DesiredStatus returns the Service's status as it should be after an allocation: the
@@ -57,6 +59,10 @@ func allocatedCondition(svc *corev1.Service, o Outcome, ips []netip.Addr) metav1
 	case o.Pool == "":
 		c.Status, c.Reason = metav1.ConditionTrue, ReasonOutsidePool
 		c.Message = fmt.Sprintf("%s kept, though no IPAddressPool hands it out any more", joinIPs(ips))
+		return c
+	case o.NotAdmitted:
+		c.Status, c.Reason = metav1.ConditionTrue, allocator.ReasonNotAllowedByPool
+		c.Message = fmt.Sprintf("%s from IPAddressPool %s kept, though the pool's serviceAllocation no longer admits this Service (a working address is never taken away; it would not be given now)", joinIPs(ips), o.Pool)
 		return c
 	default:
 		c.Status, c.Reason = metav1.ConditionTrue, ReasonAllocated
