@@ -42,6 +42,8 @@ const FieldOwner = "vipcast-announce"
 type Reconciler struct {
 	Client client.Client
 	Class  string
+	// Fence guards the condition's writes; nil allows them (no leader election).
+	Fence interface{ Allow() error }
 
 	mu          sync.Mutex
 	unannounced map[types.NamespacedName]bool // Services whose condition is False, for the gauge
@@ -158,6 +160,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if have := meta.FindStatusCondition(svc.Status.Conditions, want.Type); have != nil &&
 		have.Status == want.Status && have.Reason == want.Reason && have.Message == want.Message {
 		return reconcile.Result{}, nil
+	}
+	if r.Fence != nil {
+		if err := r.Fence.Allow(); err != nil {
+			metrics.FencedWrites.Inc()
+			return reconcile.Result{}, err
+		}
 	}
 	ac := corev1ac.Service(svc.Name, svc.Namespace).WithStatus(corev1ac.ServiceStatus().WithConditions(
 		metav1ac.Condition().WithType(want.Type).WithStatus(want.Status).WithReason(want.Reason).

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -19,6 +20,7 @@ import (
 	"github.com/vipcast/vipcast/api/v1alpha1"
 	"github.com/vipcast/vipcast/controller/internal/announce"
 	"github.com/vipcast/vipcast/controller/internal/ipam"
+	"github.com/vipcast/vipcast/controller/internal/leader"
 	"github.com/vipcast/vipcast/controller/internal/metrics"
 	"github.com/vipcast/vipcast/controller/internal/pool"
 	"github.com/vipcast/vipcast/controller/internal/service"
@@ -51,27 +53,46 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = float32(o.QPS), o.Burst
 	scheme := runtime.NewScheme()
-	if err := errors.Join(clientgoscheme.AddToScheme(scheme), v1alpha1.AddToScheme(scheme)); err != nil {
+	var err error
+	if err = errors.Join(clientgoscheme.AddToScheme(scheme), v1alpha1.AddToScheme(scheme)); err != nil {
 		return err
 	}
+	// With leader election, the lock is a guard that fences every write (see package leader).
+	var fence *leader.Guard
+	var lock resourcelock.Interface
+	var watch *leader.Watch
+	if o.LeaderElect {
+		if fence, watch, err = leaderLock(cfg, o); err != nil {
+			return err
+		}
+		lock = fence
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                        scheme,
-		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
-		HealthProbeBindAddress:        o.ProbeAddr,
-		LeaderElection:                o.LeaderElect,
-		LeaderElectionID:              o.LeaderElectionID,
-		LeaderElectionNamespace:       o.LeaderNamespace,
-		LeaderElectionReleaseOnCancel: true,
-		LeaseDuration:                 &o.LeaseDuration,
-		RenewDeadline:                 &o.RenewDeadline,
-		RetryPeriod:                   &o.RetryPeriod,
-		Controller:                    config.Controller{SkipNameValidation: &o.SkipNameValidation},
+		Scheme:                              scheme,
+		Metrics:                             metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:              o.ProbeAddr,
+		LeaderElection:                      o.LeaderElect,
+		LeaderElectionID:                    o.LeaderElectionID,
+		LeaderElectionNamespace:             o.LeaderNamespace,
+		LeaderElectionReleaseOnCancel:       true,
+		LeaderElectionResourceLockInterface: lock,
+		LeaseDuration:                       &o.LeaseDuration,
+		RenewDeadline:                       &o.RenewDeadline,
+		RetryPeriod:                         &o.RetryPeriod,
+		Controller:                          config.Controller{SkipNameValidation: &o.SkipNameValidation},
 		Cache: cache.Options{
 			DefaultTransform: cache.TransformStripManagedFields(),
 		},
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
+	}
+	var writes service.Fence
+	if fence != nil {
+		writes = fence
+		if err := mgr.Add(watch); err != nil {
+			return err
+		}
 	}
 	recorder, err := events.NewRecorder(ctx, cfg, scheme, "vipcast-controller", o.EventsQPS, metrics.EventsDropped)
 	if err != nil {
@@ -80,15 +101,15 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	state := ipam.New()
 	svc := &service.Reconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), IPAM: state,
-		Recorder: recorder, Class: o.LBClass, Workers: o.Workers,
+		Recorder: recorder, Class: o.LBClass, Workers: o.Workers, Fence: writes,
 	}
 	if err := svc.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up service controller: %w", err)
 	}
-	if err := (&pool.Reconciler{Client: mgr.GetClient(), IPAM: state}).SetupWithManager(mgr); err != nil {
+	if err := (&pool.Reconciler{Client: mgr.GetClient(), IPAM: state, Fence: writes}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up pool controller: %w", err)
 	}
-	if err := (&announce.Reconciler{Client: mgr.GetClient(), Class: o.LBClass}).SetupWithManager(ctx, mgr); err != nil {
+	if err := (&announce.Reconciler{Client: mgr.GetClient(), Class: o.LBClass, Fence: writes}).SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up announced controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {

@@ -33,6 +33,14 @@ var (
 	ServicesUnannounced = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "vipcast_services_unannounced", Help: "LoadBalancer Services with an address that no node announces (Announced=False).",
 	})
+	// Leading is 1 while this process holds a freshly renewed leader Lease and may write.
+	Leading = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "vipcast_controller_leading", Help: "1 while this controller holds the leader Lease and may write allocations.",
+	})
+	// FencedWrites counts writes refused because the leader Lease was not (or no longer) held.
+	FencedWrites = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vipcast_controller_fenced_writes_total", Help: "Writes refused because this controller did not hold a fresh leader Lease.",
+	})
 	// ReconcileSeconds is the latency of one reconcile, per controller.
 	ReconcileSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "vipcast_reconcile_duration_seconds", Help: "Time one reconcile takes.",
@@ -41,5 +49,5 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(PoolAddresses, PoolAddressesInUse, Allocations, AllocationFailures, ReconcileSeconds, EventsDropped, ServicesUnannounced)
+	ctrlmetrics.Registry.MustRegister(PoolAddresses, PoolAddressesInUse, Allocations, AllocationFailures, ReconcileSeconds, EventsDropped, ServicesUnannounced, Leading, FencedWrites)
 }

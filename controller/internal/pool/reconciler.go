@@ -42,6 +42,8 @@ const (
 type Reconciler struct {
 	Client client.Client
 	IPAM   *ipam.IPAM
+	// Fence guards the finalizer's removal; nil allows it (no leader election).
+	Fence interface{ Allow() error }
 }
 
 // SetupWithManager registers the reconciler and the flusher of changed pool counts.
@@ -87,7 +89,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		return reconcile.Result{}, nil
 	}
+	// The holders are counted on the snapshot just built from this list. Only when that
+	// snapshot already knows the pool is being deleted (so nothing new is handed out of it)
+	// may no holders mean the finalizer can go; the patches below return a fresher object,
+	// whose deletionTimestamp says nothing of when the holders were counted.
 	view := r.IPAM.Pool(p.Name, holdersInMessage)
+	mayGo := view.Pool != nil && view.Pool.Terminating && len(view.Holders) == 0
 	if p.DeletionTimestamp == nil && !controllerutil.ContainsFinalizer(p, v1alpha1.PoolFinalizer) {
 		orig := p.DeepCopy()
 		controllerutil.AddFinalizer(p, v1alpha1.PoolFinalizer)
@@ -98,7 +105,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err := r.writeStatus(ctx, p, view); err != nil {
 		return reconcile.Result{}, err
 	}
-	if p.DeletionTimestamp != nil && len(view.Holders) == 0 && controllerutil.ContainsFinalizer(p, v1alpha1.PoolFinalizer) {
+	if mayGo && controllerutil.ContainsFinalizer(p, v1alpha1.PoolFinalizer) {
+		if err := r.allow(); err != nil {
+			return reconcile.Result{}, err
+		}
 		orig := p.DeepCopy()
 		controllerutil.RemoveFinalizer(p, v1alpha1.PoolFinalizer)
 		if err := client.IgnoreNotFound(r.Client.Patch(ctx, p, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))); err != nil {
@@ -106,6 +116,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 	}
 	return reconcile.Result{}, nil
+}
+
+func (r *Reconciler) allow() error {
+	if r.Fence == nil {
+		return nil
+	}
+	if err := r.Fence.Allow(); err != nil {
+		metrics.FencedWrites.Inc()
+		return err
+	}
+	return nil
 }
 
 func (r *Reconciler) writeStatus(ctx context.Context, p *v1alpha1.IPAddressPool, view ipam.PoolView) error {

@@ -38,6 +38,19 @@ const (
 	EventIPReleased       = "IPReleased"
 )
 
+// FieldOwner is the server-side-apply field manager of what the allocation writes into a
+// Service's status: the ingress list and the IPAllocated condition. The Announced condition
+// has its own manager, so neither writer can overwrite the other's condition.
+const FieldOwner = "vipcast-allocate"
+
+// Fence says whether this process may still write allocations: it refuses once the leader
+// Lease is lost (or can no longer be known to be held).
+type Fence interface{ Allow() error }
+
+type openFence struct{}
+
+func (openFence) Allow() error { return nil }
+
 // Reconciler gives LoadBalancer Services their addresses and writes them into status.
 type Reconciler struct {
 	Client client.Client
@@ -48,10 +61,15 @@ type Reconciler struct {
 	// Class is the loadBalancerClass handled; "" means Services without one.
 	Class   string
 	Workers int
+	// Fence guards every write; nil allows all (no leader election).
+	Fence Fence
 }
 
 // SetupWithManager registers the reconciler: Services, plus the ones the IPAM wakes.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Fence == nil {
+		r.Fence = openFence{}
+	}
 	r.IPAM.SetLoader(ipam.Loader{Cached: r.Client, Live: r.APIReader, ToRequest: r.loadRequest})
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("service").
@@ -158,9 +176,10 @@ func (r *Reconciler) writeStatus(ctx context.Context, svc *corev1.Service, o Out
 	}
 	before := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionIPAllocated)
 	after := meta.FindStatusCondition(want.Conditions, v1alpha1.ConditionIPAllocated)
-	orig := svc.DeepCopy()
-	svc.Status = want
-	if err := r.Client.Status().Patch(ctx, svc, client.MergeFrom(orig)); err != nil {
+	if err := r.allow(); err != nil {
+		return err
+	}
+	if err := r.apply(ctx, svc, want); err != nil {
 		return fmt.Errorf("writing service status: %w", err)
 	}
 	if before == nil || before.Reason != after.Reason || before.Message != after.Message {
@@ -178,6 +197,28 @@ func (r *Reconciler) writeStatus(ctx context.Context, svc *corev1.Service, o Out
 		log.FromContext(ctx).Info("Allocated IP", "ips", joinIPs(o.IPs), "pool", o.Pool)
 	}
 	return nil
+}
+
+// allow asks the fence whether this process may still write; a refusal is counted and
+// returned, so the Service is retried (by the next leader, once this process has stopped).
+func (r *Reconciler) allow() error {
+	if err := r.Fence.Allow(); err != nil {
+		metrics.FencedWrites.Inc()
+		return err
+	}
+	return nil
+}
+
+// apply writes the allocation's part of the status. An ingress list to empty is patched
+// (with the resourceVersion check) rather than applied: apply cannot say "empty", and
+// leaving the field out would keep addresses that an older writer owns.
+func (r *Reconciler) apply(ctx context.Context, svc *corev1.Service, want corev1.ServiceStatus) error {
+	if len(want.LoadBalancer.Ingress) == 0 && len(svc.Status.LoadBalancer.Ingress) > 0 {
+		orig := svc.DeepCopy()
+		svc.Status = want
+		return r.Client.Status().Patch(ctx, svc, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+	}
+	return r.Client.Status().Apply(ctx, allocationApply(svc, want), client.FieldOwner(FieldOwner), client.ForceOwnership)
 }
 
 func (r *Reconciler) event(svc *corev1.Service, c *metav1.Condition) {
@@ -199,9 +240,14 @@ func (r *Reconciler) letGo(ctx context.Context, svc *corev1.Service) error {
 	held := r.IPAM.Addresses(key)
 	if meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionIPAllocated) != nil || len(held) > 0 {
 		if want := ClearedStatus(svc); !equality.Semantic.DeepEqual(want, svc.Status) {
+			if err := r.allow(); err != nil {
+				return err
+			}
+			// A merge patch replaces the conditions list whole: the resourceVersion check
+			// makes it fail, rather than drop a condition written since the cache was filled.
 			orig := svc.DeepCopy()
 			svc.Status = want
-			if err := client.IgnoreNotFound(r.Client.Status().Patch(ctx, svc, client.MergeFrom(orig))); err != nil {
+			if err := client.IgnoreNotFound(r.Client.Status().Patch(ctx, svc, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))); err != nil {
 				return fmt.Errorf("clearing service status: %w", err)
 			}
 		}
