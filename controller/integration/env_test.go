@@ -71,22 +71,7 @@ func zapLevel() zapcore.Level {
 // called.
 func startController(t *testing.T, o app.Options) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	if o.MetricsAddr == "" {
-		o.MetricsAddr = "0"
-	}
-	if o.ProbeAddr == "" {
-		o.ProbeAddr = "0"
-	}
-	o.SkipNameValidation = true
-	if o.Workers == 0 {
-		o.Workers = 4
-	}
-	if o.QPS == 0 {
-		o.QPS, o.Burst = 500, 1000
-	}
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx, cfg, o) }()
+	done, cancel := runController(t, o)
 	stopped := false
 	stop = func() {
 		if stopped {
@@ -105,4 +90,27 @@ func startController(t *testing.T, o app.Options) (stop func()) {
 	}
 	t.Cleanup(stop)
 	return stop
+}
+
+// runController runs a controller like the binary does and returns what it returns; the
+// caller cancels and waits.
+func runController(t *testing.T, o app.Options) (done <-chan error, cancel func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	if o.MetricsAddr == "" {
+		o.MetricsAddr = "0"
+	}
+	if o.ProbeAddr == "" {
+		o.ProbeAddr = "0"
+	}
+	o.SkipNameValidation = true
+	if o.Workers == 0 {
+		o.Workers = 4
+	}
+	if o.QPS == 0 {
+		o.QPS, o.Burst = 500, 1000
+	}
+	ch := make(chan error, 1)
+	go func() { ch <- app.Run(ctx, cfg, o) }()
+	return ch, cancel
 }

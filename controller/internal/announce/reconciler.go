@@ -70,7 +70,7 @@ func (r *Reconciler) count(key types.NamespacedName, unannounced bool) {
 // planner's reasons get their informers now, so they start and sync with the manager rather
 // than on a first reconcile.
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
-	for _, obj := range []client.Object{&corev1.Node{}, &discoveryv1.EndpointSlice{}, &v1alpha1.L2Advertisement{}, &v1alpha1.IPAddressPool{}} {
+	for _, obj := range []client.Object{&corev1.Node{}, &discoveryv1.EndpointSlice{}, &v1alpha1.L2Advertisement{}, &v1alpha1.BGPAdvertisement{}, &v1alpha1.BGPPeer{}, &v1alpha1.IPAddressPool{}} {
 		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
 			return err
 		}
@@ -98,7 +98,7 @@ func ingressChanged(e event.UpdateEvent) bool {
 	if !ok1 || !ok2 {
 		return true
 	}
-	return len(o.Status.LoadBalancer.Ingress) != len(n.Status.LoadBalancer.Ingress) ||
+	return !slices.EqualFunc(o.Status.LoadBalancer.Ingress, n.Status.LoadBalancer.Ingress, func(a, b corev1.LoadBalancerIngress) bool { return a.IP == b.IP }) ||
 		meta.FindStatusCondition(n.Status.Conditions, v1alpha1.ConditionAnnounced) == nil && len(n.Status.LoadBalancer.Ingress) > 0 ||
 		o.Spec.ExternalTrafficPolicy != n.Spec.ExternalTrafficPolicy
 }

@@ -41,6 +41,10 @@ var (
 	FencedWrites = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "vipcast_controller_fenced_writes_total", Help: "Writes refused because this controller did not hold a fresh leader Lease.",
 	})
+	// StatusConflicts counts Service status writes refused because the Service had changed.
+	StatusConflicts = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vipcast_service_status_conflicts_total", Help: "Service status writes retried because the Service had changed since it was read.",
+	})
 	// ReconcileSeconds is the latency of one reconcile, per controller.
 	ReconcileSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "vipcast_reconcile_duration_seconds", Help: "Time one reconcile takes.",
@@ -49,5 +53,5 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(PoolAddresses, PoolAddressesInUse, Allocations, AllocationFailures, ReconcileSeconds, EventsDropped, ServicesUnannounced, Leading, FencedWrites)
+	ctrlmetrics.Registry.MustRegister(PoolAddresses, PoolAddressesInUse, Allocations, AllocationFailures, ReconcileSeconds, EventsDropped, ServicesUnannounced, Leading, FencedWrites, StatusConflicts)
 }

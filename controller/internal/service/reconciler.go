@@ -141,8 +141,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		a := r.IPAM.Assign(areq)
 		o = Outcome{IPs: a.IPs, Pool: a.Pool, NotAdmitted: a.NotAdmitted, Err: a.Err}
 	}
-	return reconcile.Result{}, r.writeStatus(ctx, svc, o)
+	err = r.writeStatus(ctx, svc, o)
+	if apierrors.IsConflict(err) {
+		// The Service changed since the cache was filled (the other status writer, or its
+		// spec): expected under optimistic locking, not an error. Retry soon on a fresher
+		// copy; a spec change enqueues it anyway.
+		log.FromContext(ctx).V(1).Info("Service changed under the write; retrying")
+		metrics.StatusConflicts.Inc()
+		return reconcile.Result{RequeueAfter: conflictRetry}, nil
+	}
+	return reconcile.Result{}, err
 }
+
+// conflictRetry is how long a Service waits after a write lost to a newer version: about
+// the time the cache needs to catch up.
+const conflictRetry = 20 * time.Millisecond
 
 func (r *Reconciler) loadRequest(ctx context.Context, svc *corev1.Service) *allocator.Request {
 	if !Handles(svc, r.Class) || svc.DeletionTimestamp != nil {
