@@ -25,7 +25,11 @@ type AddressRange string
 // +kubebuilder:printcolumn:name="Used v6",type=integer,JSONPath=`.status.assignedIPv6`
 // +kubebuilder:printcolumn:name="Free v6",type=integer,JSONPath=`.status.availableIPv6`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Conflicting",type=string,JSONPath=`.status.conditions[?(@.type=="Conflicting")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
+// +kubebuilder:printcolumn:name="In use",type=string,JSONPath=`.status.conditions[?(@.type=="InUse")].message`,priority=1
 type IPAddressPool struct {
 	metav1.TypeMeta `json:",inline"`
 	// +optional
