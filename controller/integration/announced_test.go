@@ -31,15 +31,7 @@ func TestAnnouncedCondition(t *testing.T) {
 	}
 
 	// A node with a speaker that reports the address.
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "announced-node"}}
-	must(t, k8s.Create(ctx, node))
-	t.Cleanup(func() { _ = k8s.Delete(context.Background(), node) })
-	adv := &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "announced"}, Spec: v1alpha1.L2AdvertisementSpec{IPAddressPools: []string{"announced"}}}
-	must(t, k8s.Create(ctx, adv))
-	t.Cleanup(func() { _ = k8s.Delete(context.Background(), adv) })
-	st := &v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: node.Name}}
-	must(t, k8s.Create(ctx, st))
-	t.Cleanup(func() { _ = k8s.Delete(context.Background(), st) })
+	node, st := createL2Speaker(t, "announced-node", "announced")
 	st.Status = v1alpha1.SpeakerReport{Members: []string{node.Name}, Announcements: []v1alpha1.Announcement{
 		{IP: ip, Mode: v1alpha1.ModeL2, Interfaces: []v1alpha1.InterfaceName{"eth0"}, Services: []string{ns + "/web"}}}}
 	must(t, k8s.Status().Update(ctx, st))
@@ -77,4 +69,21 @@ func waitAnnounced(t *testing.T, ns, name string, status metav1.ConditionStatus,
 		return c.Status == status && c.Reason == reason, c.Reason + ": " + c.Message
 	})
 	return got
+}
+
+// createL2Speaker creates a Node, an L2Advertisement of the pool and the node's empty
+// SpeakerStatus, for a test that plays the speaker; all go at cleanup.
+func createL2Speaker(t *testing.T, nodeName, pool string) (*corev1.Node, *v1alpha1.SpeakerStatus) {
+	t.Helper()
+	ctx := context.Background()
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeName}}
+	must(t, k8s.Create(ctx, node))
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), node) })
+	adv := &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: pool}, Spec: v1alpha1.L2AdvertisementSpec{IPAddressPools: []string{pool}}}
+	must(t, k8s.Create(ctx, adv))
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), adv) })
+	st := &v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: nodeName}}
+	must(t, k8s.Create(ctx, st))
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), st) })
+	return node, st
 }

@@ -41,15 +41,7 @@ func TestStatusWritersNeverOverwriteEachOther(t *testing.T) {
 		index[addr(i)] = i
 	}
 	createPool(t, "writers", []string{"198.18.64.0/22"})
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "writers-node"}}
-	must(t, k8s.Create(ctx, node))
-	t.Cleanup(func() { _ = k8s.Delete(context.Background(), node) })
-	adv := &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "writers"}, Spec: v1alpha1.L2AdvertisementSpec{IPAddressPools: []string{"writers"}}}
-	must(t, k8s.Create(ctx, adv))
-	t.Cleanup(func() { _ = k8s.Delete(context.Background(), adv) })
-	st := &v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: node.Name}}
-	must(t, k8s.Create(ctx, st))
-	t.Cleanup(func() { _ = k8s.Delete(context.Background(), st) })
+	node, st := createL2Speaker(t, "writers-node", "writers")
 	report := func(i int) {
 		t.Helper()
 		p := fmt.Sprintf(`{"status":{"members":[%q],"announcements":[{"ip":%q,"mode":"L2","interfaces":["e%d"],"services":[%q]}]}}`,

@@ -42,7 +42,7 @@ const (
 type Reconciler struct {
 	Client client.Client
 	IPAM   *ipam.IPAM
-	// Fence guards the finalizer's removal; nil allows it (no leader election).
+	// Fence guards every write; nil allows them (no leader election).
 	Fence interface{ Allow() error }
 }
 
@@ -96,6 +96,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	view := r.IPAM.Pool(p.Name, holdersInMessage)
 	mayGo := view.Pool != nil && view.Pool.Terminating && len(view.Holders) == 0
 	if p.DeletionTimestamp == nil && !controllerutil.ContainsFinalizer(p, v1alpha1.PoolFinalizer) {
+		if err := r.allow(); err != nil {
+			return reconcile.Result{}, err
+		}
 		orig := p.DeepCopy()
 		controllerutil.AddFinalizer(p, v1alpha1.PoolFinalizer)
 		if err := r.Client.Patch(ctx, p, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
@@ -134,6 +137,9 @@ func (r *Reconciler) writeStatus(ctx context.Context, p *v1alpha1.IPAddressPool,
 	setGauges(p.Name, view.Stats)
 	if equality.Semantic.DeepEqual(st, p.Status) {
 		return nil
+	}
+	if err := r.allow(); err != nil {
+		return err
 	}
 	orig := p.DeepCopy()
 	p.Status = st

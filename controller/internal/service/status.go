@@ -10,8 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
-	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
 	"github.com/vipcast/vipcast/controller/internal/allocator"
@@ -104,25 +102,4 @@ func ClearedStatus(svc *corev1.Service) corev1.ServiceStatus {
 	meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionIPAllocated)
 	meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionAnnounced)
 	return st
-}
-
-// allocationApply is the server-side apply of an allocation: the ingress list (taking it
-// over, with force, from whatever wrote it before) and the IPAllocated condition,
-// with the resourceVersion the allocation was computed from, so that a write based on a
-// stale view of the Service fails instead of landing.
-func allocationApply(svc *corev1.Service, want corev1.ServiceStatus) *corev1ac.ServiceApplyConfiguration {
-	lb := corev1ac.LoadBalancerStatus()
-	for _, in := range want.LoadBalancer.Ingress {
-		ing := corev1ac.LoadBalancerIngress().WithIP(in.IP)
-		if in.IPMode != nil {
-			ing.WithIPMode(*in.IPMode)
-		}
-		lb.WithIngress(ing)
-	}
-	st := corev1ac.ServiceStatus().WithLoadBalancer(lb)
-	if c := meta.FindStatusCondition(want.Conditions, v1alpha1.ConditionIPAllocated); c != nil {
-		st.WithConditions(metav1ac.Condition().WithType(c.Type).WithStatus(c.Status).WithReason(c.Reason).
-			WithMessage(c.Message).WithObservedGeneration(c.ObservedGeneration).WithLastTransitionTime(c.LastTransitionTime))
-	}
-	return corev1ac.Service(svc.Name, svc.Namespace).WithResourceVersion(svc.ResourceVersion).WithStatus(st)
 }
