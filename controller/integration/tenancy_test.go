@@ -1,11 +1,13 @@
 package integration
 
 import (
+	"context"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
 	"github.com/vipcast/vipcast/controller/internal/allocator"
@@ -78,6 +80,26 @@ func TestTenantsCannotTakeWhatIsNotTheirs(t *testing.T) {
 			v1alpha1.AnnotationAllowSharedIPNamespaces, team, v1alpha1.AnnotationLoadBalancerIPs, victimIP), port(9443))
 		waitCondition(t, tenant, "one-sided", metav1.ConditionFalse, allocator.ReasonSharingNotAllowed)
 		waitIPs(t, team, "victim", victimIP)
+	})
+	t.Run("a pool that stops admitting a holder: kept, and said", func(t *testing.T) {
+		createService(t, tenant, "settled")
+		ip := waitAllocated(t, tenant, "settled", 1)[0]
+		setAdmitted := func(namespaces ...string) {
+			t.Helper()
+			p := &v1alpha1.IPAddressPool{}
+			must(t, k8s.Get(context.Background(), client.ObjectKey{Name: "tenancy-shared"}, p))
+			p.Spec.ServiceAllocation.Namespaces = namespaces
+			must(t, k8s.Update(context.Background(), p))
+		}
+		setAdmitted(team)
+		c := waitCondition(t, tenant, "settled", metav1.ConditionTrue, allocator.ReasonNotAllowedByPool)
+		if !strings.Contains(c.Message, ip+" from IPAddressPool tenancy-shared kept") {
+			t.Errorf("message %q", c.Message)
+		}
+		waitIPs(t, tenant, "settled", ip)
+		setAdmitted(team, tenant)
+		waitCondition(t, tenant, "settled", metav1.ConditionTrue, "Allocated")
+		waitIPs(t, tenant, "settled", ip)
 	})
 	t.Run("sharing across namespaces with consent of both", func(t *testing.T) {
 		createService(t, team, "web", annotate(v1alpha1.AnnotationAllowSharedIP, "together", v1alpha1.AnnotationAllowSharedIPNamespaces, tenant), port(80))

@@ -46,8 +46,9 @@ type Allocation struct {
 	ServiceSelectors   []labels.Selector
 }
 
-// Serves reports whether the pool may hand addresses to a Service with these labels, in a
-// namespace with these labels, without the Service naming it.
+// Serves reports whether the pool's serviceAllocation admits a Service with these labels,
+// in a namespace with these labels: whether it may hold the pool's addresses at all, named,
+// requested or chosen automatically.
 func (p *Pool) Serves(namespace string, nsLabels, svcLabels map[string]string) bool {
 	a := p.Allocation
 	if a == nil {

@@ -64,7 +64,10 @@ func (a *Allocator) SetPools(s *poolset.Snapshot) {
 	clear(a.inPool)
 	for ip, hs := range a.holders {
 		a.count(ip, 1)
-		if before, after := old.PoolOf(ip), s.PoolOf(ip); (before == nil) != (after == nil) || (before != nil && before.Name != after.Name) {
+		// Holders whose address changed pool, or whose pool changed whom it admits, are
+		// woken so their status can say so (OutsidePool, NotAllowedByPool, or back).
+		if before, after := old.PoolOf(ip), s.PoolOf(ip); (before == nil) != (after == nil) ||
+			(before != nil && (before.Name != after.Name || before.Allocation.Describe() != after.Allocation.Describe())) {
 			for _, h := range hs {
 				a.wait.woken = append(a.wait.woken, h.key)
 			}
@@ -77,12 +80,17 @@ func (a *Allocator) SetPools(s *poolset.Snapshot) {
 // and forgets them.
 func (a *Allocator) TakeWoken() []string { return a.wait.take() }
 
-// WaitingIn returns the waiting Services of a namespace: O(waiting Services), for the
-// rare namespace label change.
-func (a *Allocator) WaitingIn(namespace string) []string {
+// In returns the Services of a namespace that wait for an address or hold one: O(waiting +
+// holding Services), for the rare namespace label change (it can change what a pool admits).
+func (a *Allocator) In(namespace string) []string {
 	var keys []string
 	for k := range a.wait.waiting {
 		if ns, _, _ := strings.Cut(k, "/"); ns == namespace {
+			keys = append(keys, k)
+		}
+	}
+	for k := range a.bySvc {
+		if ns, _, _ := strings.Cut(k, "/"); ns == namespace && !slices.Contains(keys, k) {
 			keys = append(keys, k)
 		}
 	}

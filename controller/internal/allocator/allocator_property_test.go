@@ -436,7 +436,7 @@ func (st *propState) assign(req *Request, repeat bool) {
 			st.fatalf("Assign(%s) handed out %s from %s, but it named %s", req.Key, ip, p.Name, req.Pool)
 		}
 		// Eligibility holds for every new address, named pool and requested address too.
-		if !adopted && !p.Serves(req.Namespace, req.NamespaceLabels, req.Labels) {
+		if !p.Serves(req.Namespace, req.NamespaceLabels, req.Labels) {
 			st.fatalf("Assign(%+v) handed out %s from %s, whose serviceAllocation does not admit it; got %v", *req, ip, p.Name, after)
 		}
 		if len(before) == 0 && !adopted && req.Pool == "" && len(req.RequestedIPs) == 0 && len(everyone[ip]) == 0 && !p.AutoAssign {
@@ -538,7 +538,13 @@ func (st *propState) doSetPools() {
 // would auto-assign to it.
 func (st *propState) waitsFor(req *Request) waitsFor {
 	if len(req.RequestedIPs) > 0 {
-		return waitsFor{ips: slices.Clone(req.RequestedIPs)}
+		var w waitsFor
+		for _, ip := range req.RequestedIPs {
+			if p := st.poolOf(ip); p == nil || p.Serves(req.Namespace, req.NamespaceLabels, req.Labels) {
+				w.ips = append(w.ips, ip) // freeing an address of a pool that refuses it cannot help
+			}
+		}
+		return w
 	}
 	if req.Pool != "" {
 		for _, p := range st.pools {
@@ -624,8 +630,15 @@ func (st *propState) checkSetPoolsWakes(woken []string, waiting map[string]waits
 		}
 		return ""
 	}
+	admits := func(s *poolset.Snapshot, ip netip.Addr) string {
+		if p := s.PoolOf(ip); p != nil {
+			return p.Allocation.Describe()
+		}
+		return ""
+	}
 	for ip, keys := range st.before {
-		if name(st.prevSnap, ip) != name(st.s, ip) {
+		// Holders whose address changed pool, or whose pool changed whom it admits.
+		if name(st.prevSnap, ip) != name(st.s, ip) || admits(st.prevSnap, ip) != admits(st.s, ip) {
 			for _, k := range keys {
 				want[k] = true
 			}
@@ -633,7 +646,7 @@ func (st *propState) checkSetPoolsWakes(woken []string, waiting map[string]waits
 	}
 	for _, key := range woken {
 		if !want[key] {
-			st.fatalf("SetPools woke %s, which neither waited nor had an address change pool (woken %v)", key, woken)
+			st.fatalf("SetPools woke %s, which neither waited nor had an address change pool or admission (woken %v)", key, woken)
 		}
 		delete(st.waiting, key)
 	}

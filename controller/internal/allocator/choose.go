@@ -65,7 +65,10 @@ func (a *Allocator) choose(req *Request) ([]netip.Addr, error) {
 func (a *Allocator) exhaustedError(req *Request, pools []string) error {
 	if req.SharingKey != "" {
 		for ip := range a.byShare[req.SharingKey] {
-			if p := a.pools.PoolOf(ip); p != nil && slices.Contains(pools, p.Name) && !a.shareable(req, ip) {
+			// Only holders the Service could share with clash; another namespace's use of
+			// the same key is none of its business.
+			consenting := slices.ContainsFunc(a.holders[ip], func(h *holder) bool { return h.sharingKey == req.SharingKey && consents(req, h) })
+			if p := a.pools.PoolOf(ip); p != nil && consenting && slices.Contains(pools, p.Name) && !a.shareable(req, ip) {
 				return failf(ReasonSharingConflict, "no free address in pool %s, and the Services sharing key %q on %s use clashing ports or traffic policy", strings.Join(pools, ", "), req.SharingKey, ip)
 			}
 		}

@@ -35,6 +35,9 @@ func TestTenancy(t *testing.T) {
 			steps: []step{
 				failStep(mkReq("tenant/x", inNamespace("tenant"), wantIPs("192.0.2.1")), ReasonNotAllowedByPool),
 				assignStep(mkReq("team-a/web", inNamespace("team-a"), wantIPs("192.0.2.1")), "192.0.2.1"),
+				// Freeing the address does not wake the refused tenant: it cannot help it.
+				{release: "team-a/web", want: []string{"192.0.2.1"}, woken: []string{}},
+				assignStep(mkReq("team-a/web", inNamespace("team-a"), wantIPs("192.0.2.1")), "192.0.2.1"),
 				// A tenant that held an address keeps it when it asks for a reserved one.
 				assignStep(mkReq("tenant/y", inNamespace("tenant")), "198.51.100.0"),
 				failStep(mkReq("tenant/y", inNamespace("tenant"), wantIPs("192.0.2.2")), ReasonNotAllowedByPool, "198.51.100.0"),
@@ -46,7 +49,8 @@ func TestTenancy(t *testing.T) {
 			pools: []v1alpha1.IPAddressPool{mkPool("p", []string{"192.0.2.0/30", "2001:db8::/126"})},
 			steps: []step{
 				assignStep(mkReq("tenant/x", inNamespace("tenant")), "192.0.2.0"),
-				{setPools: []v1alpha1.IPAddressPool{mkPool("p", []string{"192.0.2.0/30", "2001:db8::/126"}, namespaces("team-a"))}},
+				// The holder is woken, so its status can say it is no longer admitted.
+				{setPools: []v1alpha1.IPAddressPool{mkPool("p", []string{"192.0.2.0/30", "2001:db8::/126"}, namespaces("team-a"))}, woken: []string{"tenant/x"}},
 				assignStep(mkReq("tenant/x", inNamespace("tenant")), "192.0.2.0"),
 				// ...but it gets no second family from that pool.
 				assignStep(mkReq("tenant/x", inNamespace("tenant"), v4v6, policy(PreferDualStack)), "192.0.2.0"),
@@ -63,6 +67,11 @@ func TestTenancy(t *testing.T) {
 				failStep(mkReq("tenant/y", inNamespace("tenant"), share("k", 8443), wantIPs("198.51.100.0")), ReasonSharingNotAllowed),
 				// One-sided consent is not enough.
 				failStep(mkReq("tenant/z", inNamespace("tenant"), share("k", 8080), shareWith("victim"), wantIPs("198.51.100.0")), ReasonSharingNotAllowed),
+				// A full pool: the other namespace's holder of the key is no clash of the
+				// tenant's, so the reason is the pool, not sharing.
+				assignStep(mkReq("victim/b", inNamespace("victim")), "198.51.100.2"),
+				assignStep(mkReq("victim/c", inNamespace("victim")), "198.51.100.3"),
+				failStep(mkReq("other/w", inNamespace("other"), share("k", 80)), ReasonPoolExhausted),
 				// Same namespace, same key: shares as before.
 				assignStep(mkReq("victim/api", inNamespace("victim"), share("k", 443)), "198.51.100.0"),
 			},

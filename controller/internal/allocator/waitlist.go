@@ -114,6 +114,18 @@ func (w *waitlist) take() []string {
 	return out
 }
 
+// helpful returns the requested addresses whose freeing could help the Service: not those of
+// a pool that does not admit it.
+func (a *Allocator) helpful(req *Request) []netip.Addr {
+	var ips []netip.Addr
+	for _, ip := range req.RequestedIPs {
+		if p := a.pools.PoolOf(ip); p == nil || p.Serves(req.Namespace, req.NamespaceLabels, req.Labels) {
+			ips = append(ips, ip)
+		}
+	}
+	return ips
+}
+
 // waitFor records why req failed so that the right change wakes it. When req had been
 // woken by a freed address and the address is still free, the wake-up passes on to the
 // next Service in that queue, so one Service that cannot use it does not starve the rest.
@@ -136,7 +148,7 @@ func (a *Allocator) waitFor(req *Request, cause string) {
 		}
 	}()
 	if len(req.RequestedIPs) > 0 {
-		a.wait.add(req.Key, req.RequestedIPs, nil)
+		a.wait.add(req.Key, a.helpful(req), nil)
 		return
 	}
 	var names []string

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -22,10 +23,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/controller/internal/leader"
 	"github.com/vipcast/vipcast/controller/internal/metrics"
 	"github.com/vipcast/vipcast/internal/planner"
 )
@@ -43,7 +46,7 @@ type Reconciler struct {
 	Client client.Client
 	Class  string
 	// Fence guards the condition's writes; nil allows them (no leader election).
-	Fence interface{ Allow() error }
+	Fence leader.Fence
 
 	mu          sync.Mutex
 	unannounced map[types.NamespacedName]bool // Services whose condition is False, for the gauge
@@ -161,17 +164,27 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		have.Status == want.Status && have.Reason == want.Reason && have.Message == want.Message {
 		return reconcile.Result{}, nil
 	}
-	if r.Fence != nil {
-		if err := r.Fence.Allow(); err != nil {
-			metrics.FencedWrites.Inc()
-			return reconcile.Result{}, err
-		}
+	wctx, cancel, err := leader.WriteContext(ctx, r.Fence)
+	if err != nil {
+		return reconcile.Result{}, err
 	}
-	ac := corev1ac.Service(svc.Name, svc.Namespace).WithStatus(corev1ac.ServiceStatus().WithConditions(
+	defer cancel()
+	// The resourceVersion makes an apply computed from a stale copy fail: otherwise a
+	// condition computed while the Service had an address could land after the address was
+	// cleared, and stay.
+	ac := corev1ac.Service(svc.Name, svc.Namespace).WithResourceVersion(svc.ResourceVersion).WithStatus(corev1ac.ServiceStatus().WithConditions(
 		metav1ac.Condition().WithType(want.Type).WithStatus(want.Status).WithReason(want.Reason).
 			WithMessage(want.Message).WithObservedGeneration(want.ObservedGeneration).WithLastTransitionTime(transition(&svc, want))))
-	return reconcile.Result{}, r.Client.Status().Apply(ctx, ac, client.FieldOwner(FieldOwner), client.ForceOwnership)
+	err = r.Client.Status().Apply(wctx, ac, client.FieldOwner(FieldOwner), client.ForceOwnership)
+	if apierrors.IsConflict(err) {
+		log.FromContext(ctx).V(1).Info("Service changed under the write; retrying")
+		return reconcile.Result{RequeueAfter: conflictRetry}, nil
+	}
+	return reconcile.Result{}, err
 }
+
+// conflictRetry is how long a Service waits after its write lost to a newer version.
+const conflictRetry = 20 * time.Millisecond
 
 // plan asks the planner about this Service's unannounced addresses only (a fully announced
 // Service needs no explanation).

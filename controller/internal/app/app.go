@@ -58,11 +58,13 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		return err
 	}
 	// With leader election, the lock is a guard that fences every write (see package leader).
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
 	var fence *leader.Guard
 	var lock resourcelock.Interface
 	var watch *leader.Watch
 	if o.LeaderElect {
-		if fence, watch, err = leaderLock(cfg, o); err != nil {
+		if fence, watch, err = leaderLock(cfg, o, stop); err != nil {
 			return err
 		}
 		lock = fence
@@ -87,7 +89,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
-	var writes service.Fence
+	var writes leader.Fence
 	if fence != nil {
 		writes = fence
 		if err := mgr.Add(watch); err != nil {
@@ -125,5 +127,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	}); err != nil {
 		return err
 	}
-	return mgr.Start(ctx)
+	err = mgr.Start(ctx)
+	if cause := context.Cause(ctx); errors.Is(cause, ErrLeaseLost) {
+		return cause
+	}
+	return err
 }

@@ -1,6 +1,8 @@
 package app
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -15,9 +17,12 @@ import (
 	"github.com/vipcast/vipcast/controller/internal/metrics"
 )
 
+// ErrLeaseLost ends Run when another process holds the leader Lease.
+var ErrLeaseLost = errors.New("leader Lease lost")
+
 // leaderLock builds the Lease lock the manager elects with, wrapped in a guard that fences
 // the controller's writes, and the watch that tells the guard when the Lease changes hands.
-func leaderLock(cfg *rest.Config, o Options) (*leader.Guard, *leader.Watch, error) {
+func leaderLock(cfg *rest.Config, o Options, lost context.CancelCauseFunc) (*leader.Guard, *leader.Watch, error) {
 	host, err := os.Hostname()
 	if err != nil {
 		return nil, nil, err
@@ -35,13 +40,16 @@ func leaderLock(cfg *rest.Config, o Options) (*leader.Guard, *leader.Watch, erro
 	if err != nil {
 		return nil, nil, fmt.Errorf("leader lock: %w", err)
 	}
-	g := leader.NewGuard(lock, o.RenewDeadline, clock.RealClock{})
-	g.OnChange = func(leading bool) {
+	g := leader.NewGuard(lock, o.LeaseDuration, o.RenewDeadline, clock.RealClock{})
+	g.OnChange = func(leading bool, why string) {
 		if leading {
 			metrics.Leading.Set(1)
-		} else {
-			metrics.Leading.Set(0)
+			return
 		}
+		metrics.Leading.Set(0)
+		// Writes are fenced already; ending the process now, rather than when the elector
+		// gives up, also heals a wrong revocation: the restarted process runs for the Lease.
+		lost(fmt.Errorf("%w: %s", ErrLeaseLost, why))
 	}
 	// The watch uses a client without the short timeout: it holds a long request open.
 	wcs, err := kubernetes.NewForConfig(rest.AddUserAgent(rest.CopyConfig(cfg), "leader-watch"))

@@ -154,7 +154,11 @@ func (m *IPAM) Assign(req *allocator.Request) Assignment {
 	if len(ips) > 0 {
 		if p := m.alloc.Pools().PoolOf(ips[0]); p != nil {
 			out.Pool = p.Name
-			out.NotAdmitted = !p.Serves(req.Namespace, req.NamespaceLabels, req.Labels)
+		}
+		for _, ip := range ips { // every address: two families may come from two pools
+			if p := m.alloc.Pools().PoolOf(ip); p != nil && !p.Serves(req.Namespace, req.NamespaceLabels, req.Labels) {
+				out.NotAdmitted = true
+			}
 		}
 	}
 	return out
@@ -334,9 +338,9 @@ func (m *IPAM) PoolName(ips []netip.Addr) string {
 // lock: Load's RequestFunc calls it while the IPAM is locked.
 func (m *IPAM) NeedsNamespaceLabels() bool { return m.nsLabels.Load() }
 
-// WaitingIn returns the waiting Services of a namespace.
-func (m *IPAM) WaitingIn(namespace string) []string {
+// In returns the Services of a namespace that wait for an address or hold one.
+func (m *IPAM) In(namespace string) []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.alloc.WaitingIn(namespace)
+	return m.alloc.In(namespace)
 }

@@ -38,7 +38,7 @@ func lease(holder string, transitions int32) *coordinationv1.Lease {
 
 func TestGuard(t *testing.T) {
 	ctx := t.Context()
-	const deadline = 10 * time.Second
+	const deadline, duration = 10 * time.Second, 16 * time.Second
 	type step struct {
 		name  string
 		do    func(g *Guard, clk *clocktesting.FakePassiveClock)
@@ -73,6 +73,14 @@ func TestGuard(t *testing.T) {
 		{"an old record from a lagging watch is not a take-over", []step{
 			{"taken", take, true},
 			{"the previous holder's last record", func(g *Guard, _ *clocktesting.FakePassiveClock) { g.ObserveLease(lease("previous", 2)) }, true},
+			{"a Lease re-created by hand, seen late", func(g *Guard, _ *clocktesting.FakePassiveClock) { g.ObserveLease(lease("previous", 0)) }, true},
+		}},
+		{"a record seen while taking the Lease does not revoke it", []step{
+			{"the previous holder's record, then the take-over", func(g *Guard, c *clocktesting.FakePassiveClock) {
+				g.ObserveLease(lease("previous", 2)) // while still waiting: ignored
+				take(g, c)
+				g.ObserveLease(lease("previous", 2)) // the same record, delivered late
+			}, true},
 		}},
 		{"the elector reading another holder stops writes", []step{
 			{"taken", take, true},
@@ -95,13 +103,18 @@ func TestGuard(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := clocktesting.NewFakePassiveClock(time.Unix(1000, 0))
-			g := NewGuard(&memLock{id: "me"}, deadline, clk)
+			g := NewGuard(&memLock{id: "me"}, duration, deadline, clk)
 			var changes []bool
-			g.OnChange = func(l bool) { changes = append(changes, l) }
+			g.OnChange = func(l bool, _ string) { changes = append(changes, l) }
 			for _, s := range tc.steps {
 				s.do(g, clk)
-				if err := g.Allow(); (err == nil) != s.allow {
+				until, err := g.Allow()
+				if (err == nil) != s.allow {
 					t.Fatalf("after %q: Allow() = %v, want allowed=%v", s.name, err, s.allow)
+				}
+				// A write allowed must be done before anyone else can hold the Lease.
+				if err == nil && !until.Before(g.sent.Add(duration)) {
+					t.Fatalf("after %q: write deadline %v is not before the Lease can pass on (%v)", s.name, until, g.sent.Add(duration))
 				}
 			}
 			for i := 1; i < len(changes); i++ {
@@ -110,5 +123,32 @@ func TestGuard(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Revocation and a take-over racing: whatever the order, a lost Lease stays lost and the
+// last word OnChange hears is false.
+func TestGuardRevocationRace(t *testing.T) {
+	for range 200 {
+		clk := clocktesting.NewFakePassiveClock(time.Unix(1000, 0))
+		g := NewGuard(&memLock{id: "me"}, 16*time.Second, 10*time.Second, clk)
+		var last []bool
+		g.OnChange = func(l bool, _ string) { last = append(last, l) }
+		if err := g.Update(t.Context(), resourcelock.LeaderElectionRecord{HolderIdentity: "me", LeaderTransitions: 1}); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			g.ObserveLease(lease("intruder", 2))
+		}()
+		_ = g.Update(t.Context(), resourcelock.LeaderElectionRecord{HolderIdentity: "me", LeaderTransitions: 1})
+		<-done
+		if _, err := g.Allow(); err == nil {
+			t.Fatal("writes allowed after a take-over")
+		}
+		if last[len(last)-1] {
+			t.Fatalf("OnChange ended on true: %v", last)
+		}
 	}
 }

@@ -33,9 +33,9 @@ var (
 	ServicesUnannounced = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "vipcast_services_unannounced", Help: "LoadBalancer Services with an address that no node announces (Announced=False).",
 	})
-	// Leading is 1 while this process holds a freshly renewed leader Lease and may write.
+	// Leading is 1 from the moment this process takes the leader Lease until it loses it.
 	Leading = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "vipcast_controller_leading", Help: "1 while this controller holds the leader Lease and may write allocations.",
+		Name: "vipcast_controller_leading", Help: "1 while this controller holds the leader Lease (taken and not lost).",
 	})
 	// FencedWrites counts writes refused because the leader Lease was not (or no longer) held.
 	FencedWrites = prometheus.NewCounter(prometheus.CounterOpts{

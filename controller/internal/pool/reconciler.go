@@ -20,6 +20,7 @@ import (
 	"github.com/vipcast/vipcast/api/v1alpha1"
 	"github.com/vipcast/vipcast/controller/internal/allocator"
 	"github.com/vipcast/vipcast/controller/internal/ipam"
+	"github.com/vipcast/vipcast/controller/internal/leader"
 	"github.com/vipcast/vipcast/controller/internal/metrics"
 	"github.com/vipcast/vipcast/internal/poolset"
 )
@@ -43,7 +44,7 @@ type Reconciler struct {
 	Client client.Client
 	IPAM   *ipam.IPAM
 	// Fence guards every write; nil allows them (no leader election).
-	Fence interface{ Allow() error }
+	Fence leader.Fence
 }
 
 // SetupWithManager registers the reconciler and the flusher of changed pool counts.
@@ -96,12 +97,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	view := r.IPAM.Pool(p.Name, holdersInMessage)
 	mayGo := view.Pool != nil && view.Pool.Terminating && len(view.Holders) == 0
 	if p.DeletionTimestamp == nil && !controllerutil.ContainsFinalizer(p, v1alpha1.PoolFinalizer) {
-		if err := r.allow(); err != nil {
+		wctx, cancel, err := leader.WriteContext(ctx, r.Fence)
+		if err != nil {
 			return reconcile.Result{}, err
 		}
+		defer cancel()
 		orig := p.DeepCopy()
 		controllerutil.AddFinalizer(p, v1alpha1.PoolFinalizer)
-		if err := r.Client.Patch(ctx, p, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		if err := r.Client.Patch(wctx, p, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 			return reconcile.Result{}, fmt.Errorf("adding finalizer: %w", err)
 		}
 	}
@@ -109,27 +112,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, err
 	}
 	if mayGo && controllerutil.ContainsFinalizer(p, v1alpha1.PoolFinalizer) {
-		if err := r.allow(); err != nil {
+		wctx, cancel, err := leader.WriteContext(ctx, r.Fence)
+		if err != nil {
 			return reconcile.Result{}, err
 		}
+		defer cancel()
 		orig := p.DeepCopy()
 		controllerutil.RemoveFinalizer(p, v1alpha1.PoolFinalizer)
-		if err := client.IgnoreNotFound(r.Client.Patch(ctx, p, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))); err != nil {
+		if err := client.IgnoreNotFound(r.Client.Patch(wctx, p, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))); err != nil {
 			return reconcile.Result{}, fmt.Errorf("removing finalizer: %w", err)
 		}
 	}
 	return reconcile.Result{}, nil
-}
-
-func (r *Reconciler) allow() error {
-	if r.Fence == nil {
-		return nil
-	}
-	if err := r.Fence.Allow(); err != nil {
-		metrics.FencedWrites.Inc()
-		return err
-	}
-	return nil
 }
 
 func (r *Reconciler) writeStatus(ctx context.Context, p *v1alpha1.IPAddressPool, view ipam.PoolView) error {
@@ -138,12 +132,14 @@ func (r *Reconciler) writeStatus(ctx context.Context, p *v1alpha1.IPAddressPool,
 	if equality.Semantic.DeepEqual(st, p.Status) {
 		return nil
 	}
-	if err := r.allow(); err != nil {
+	wctx, cancel, err := leader.WriteContext(ctx, r.Fence)
+	if err != nil {
 		return err
 	}
+	defer cancel()
 	orig := p.DeepCopy()
 	p.Status = st
-	if err := client.IgnoreNotFound(r.Client.Status().Patch(ctx, p, client.MergeFrom(orig))); err != nil {
+	if err := client.IgnoreNotFound(r.Client.Status().Patch(wctx, p, client.MergeFrom(orig))); err != nil {
 		return fmt.Errorf("writing pool status: %w", err)
 	}
 	return nil

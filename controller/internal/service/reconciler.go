@@ -28,6 +28,7 @@ import (
 	"github.com/vipcast/vipcast/api/v1alpha1"
 	"github.com/vipcast/vipcast/controller/internal/allocator"
 	"github.com/vipcast/vipcast/controller/internal/ipam"
+	"github.com/vipcast/vipcast/controller/internal/leader"
 	"github.com/vipcast/vipcast/controller/internal/metrics"
 )
 
@@ -37,14 +38,6 @@ const (
 	EventAllocationFailed = "AllocationFailed"
 	EventIPReleased       = "IPReleased"
 )
-
-// Fence says whether this process may still write allocations: it refuses once the leader
-// Lease is lost (or can no longer be known to be held).
-type Fence interface{ Allow() error }
-
-type openFence struct{}
-
-func (openFence) Allow() error { return nil }
 
 // Reconciler gives LoadBalancer Services their addresses and writes them into status.
 type Reconciler struct {
@@ -57,14 +50,11 @@ type Reconciler struct {
 	Class   string
 	Workers int
 	// Fence guards every write; nil allows all (no leader election).
-	Fence Fence
+	Fence leader.Fence
 }
 
 // SetupWithManager registers the reconciler: Services, plus the ones the IPAM wakes.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.Fence == nil {
-		r.Fence = openFence{}
-	}
 	r.IPAM.SetLoader(ipam.Loader{Cached: r.Client, Live: r.APIReader, ToRequest: r.loadRequest})
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("service").
@@ -76,14 +66,15 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// waitingInNamespace maps a namespace whose labels changed to its waiting Services, when
-// some pool selects namespaces by label.
+// waitingInNamespace maps a namespace whose labels changed to its Services that wait for an
+// address or hold one (what a pool admits may have changed), when some pool selects
+// namespaces by label.
 func (r *Reconciler) waitingInNamespace(_ context.Context, ns client.Object) []reconcile.Request {
 	if !r.IPAM.NeedsNamespaceLabels() {
 		return nil
 	}
 	var reqs []reconcile.Request
-	for _, k := range r.IPAM.WaitingIn(ns.GetName()) {
+	for _, k := range r.IPAM.In(ns.GetName()) {
 		_, name, _ := strings.Cut(k, "/")
 		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns.GetName(), Name: name}})
 	}
@@ -187,10 +178,12 @@ func (r *Reconciler) writeStatus(ctx context.Context, svc *corev1.Service, o Out
 	}
 	before := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionIPAllocated)
 	after := meta.FindStatusCondition(want.Conditions, v1alpha1.ConditionIPAllocated)
-	if err := r.allow(); err != nil {
+	wctx, cancel, err := leader.WriteContext(ctx, r.Fence)
+	if err != nil {
 		return err
 	}
-	if err := r.apply(ctx, svc, want); err != nil {
+	defer cancel()
+	if err := r.apply(wctx, svc, want); err != nil {
 		return fmt.Errorf("writing service status: %w", err)
 	}
 	if before == nil || before.Reason != after.Reason || before.Message != after.Message {
@@ -206,16 +199,6 @@ func (r *Reconciler) writeStatus(ctx context.Context, svc *corev1.Service, o Out
 	case after.Status == metav1.ConditionTrue && (before == nil || before.Status != metav1.ConditionTrue || before.Message != after.Message):
 		metrics.Allocations.WithLabelValues(o.Pool).Inc()
 		log.FromContext(ctx).Info("Allocated IP", "ips", joinIPs(o.IPs), "pool", o.Pool)
-	}
-	return nil
-}
-
-// allow asks the fence whether this process may still write; a refusal is counted and
-// returned, so the Service is retried (by the next leader, once this process has stopped).
-func (r *Reconciler) allow() error {
-	if err := r.Fence.Allow(); err != nil {
-		metrics.FencedWrites.Inc()
-		return err
 	}
 	return nil
 }
@@ -250,10 +233,12 @@ func (r *Reconciler) letGo(ctx context.Context, svc *corev1.Service) error {
 	held := r.IPAM.Addresses(key)
 	if meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionIPAllocated) != nil || len(held) > 0 {
 		if want := ClearedStatus(svc); !equality.Semantic.DeepEqual(want, svc.Status) {
-			if err := r.allow(); err != nil {
+			wctx, cancel, err := leader.WriteContext(ctx, r.Fence)
+			if err != nil {
 				return err
 			}
-			if err := client.IgnoreNotFound(r.apply(ctx, svc, want)); err != nil {
+			defer cancel()
+			if err := client.IgnoreNotFound(r.apply(wctx, svc, want)); err != nil {
 				return fmt.Errorf("clearing service status: %w", err)
 			}
 		}
