@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"path"
@@ -48,6 +49,9 @@ type speaker struct {
 	trigger chan struct{}
 	joining atomic.Bool
 	owned   map[annKey]announcement
+	// members is the set of live members at the last plan; a change re-announces what this
+	// node owns.
+	members map[string]bool
 	status  *statusWriter
 	m       *metrics
 }
@@ -72,6 +76,11 @@ func (a announcement) describe(node string) string {
 		return fmt.Sprintf("over BGP from %s to %s", node, strings.Join(a.peers, ", "))
 	}
 	return fmt.Sprintf("over L2 from %s on %s", node, strings.Join(a.interfaces, ", "))
+}
+
+// membersChanged reports whether the set of live members differs (nil: no plan yet).
+func membersChanged(before, now map[string]bool) bool {
+	return before == nil || !maps.Equal(before, now)
 }
 
 // poke asks for a new plan (coalesced).
@@ -138,6 +147,12 @@ func (s *speaker) sync(ctx context.Context) {
 	}
 	if err := s.ann.Apply(want); err != nil {
 		s.log.Error(err, "Applying the layer-2 plan failed")
+	}
+	if membersChanged(s.members, w.Members) {
+		if s.members != nil {
+			s.ann.Reannounce()
+		}
+		s.members = maps.Clone(w.Members)
 	}
 	b := s.bgp.sync(ctx, w, in, self)
 	for addr, a := range b.announced {

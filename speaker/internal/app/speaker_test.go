@@ -71,3 +71,24 @@ func FuzzParseKey(f *testing.F) {
 		}
 	})
 }
+
+func TestMembersChanged(t *testing.T) {
+	cases := []struct {
+		name        string
+		before, now map[string]bool
+		want        bool
+	}{
+		{"first plan", nil, map[string]bool{"a": true}, true},
+		{"same", map[string]bool{"a": true, "b": true}, map[string]bool{"b": true, "a": true}, false},
+		{"one joined", map[string]bool{"a": true}, map[string]bool{"a": true, "b": true}, true},
+		{"one left", map[string]bool{"a": true, "b": true}, map[string]bool{"a": true}, true},
+		{"one replaced", map[string]bool{"a": true, "b": true}, map[string]bool{"a": true, "c": true}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := membersChanged(tc.before, tc.now); got != tc.want {
+				t.Errorf("membersChanged = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -117,6 +117,26 @@ func (a *Announcer) Apply(want map[netip.Addr][]string) error {
 	return errors.Join(errs...)
 }
 
+// Reannounce sends a new Burst of gratuitous packets for every address owned: after a
+// change of members, a neighbour may hold the MAC of a node that claimed an address while it
+// could not see this one (a speaker that had not joined yet, a healed partition), and only
+// the owner's announcement corrects it. Older bursts stop.
+func (a *Announcer) Reannounce() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for addr, ifs := range a.owned {
+		for name := range ifs {
+			r := a.ifaces[name]
+			if r == nil {
+				continue
+			}
+			a.next++
+			a.gen[owned{addr, name}] = a.next
+			go a.burst(r, addr, name, a.next)
+		}
+	}
+}
+
 // responder returns the open responder of an interface, opening it on first use. Called
 // with a.mu held.
 func (a *Announcer) responder(name string) (*responder, error) {

@@ -149,3 +149,54 @@ func TestAnnouncerInTheLab(t *testing.T) {
 		t.Error("node-1 still owns the address it gave up")
 	}
 }
+
+// A node that claimed an address while it could not see the owner (a speaker that had not
+// joined yet) leaves the router with its MAC after it lets go; the owner's Reannounce, sent
+// when the members change, puts the router right, long before the entry would age out.
+func TestReannounceCorrectsAStaleNeighbour(t *testing.T) {
+	l := upLab(t)
+	ctx := t.Context()
+	n1, n2 := l.Nodes[0], l.Nodes[1]
+	a1, apply1 := announcerOn(t, n1)
+	_, apply2 := announcerOn(t, n2)
+	one := map[netip.Addr][]string{vip4: {"eth0"}}
+	apply1(one)
+	eventually(t, "the router resolves the address to node-1", func(ctx context.Context) error {
+		if _, err := lab.Get(ctx, l.ClientNetns, lab.URL(vip4, 80), time.Second); err != nil {
+			return err
+		}
+		if got := neighbourMAC(ctx, l, vip4); got != n1.MAC {
+			return fmt.Errorf("at %q", got)
+		}
+		return nil
+	})
+	// node-2 claims it too, as a speaker alone in its cluster would, then lets go.
+	apply2(one)
+	eventually(t, "node-2's claim reaches the router", func(ctx context.Context) error {
+		if got := neighbourMAC(ctx, l, vip4); got != n2.MAC {
+			return fmt.Errorf("at %q", got)
+		}
+		return nil
+	})
+	time.Sleep(2500 * time.Millisecond) // node-2's burst is over
+	apply2(nil)
+	sent := a1.Stats.Gratuitous.Load()
+	if err := lab.InNetns(n1.Netns, func() error { a1.Reannounce(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	// The first gratuitous packet goes out at once; the router's reachable entry would
+	// otherwise keep node-2's MAC for 15 s or more.
+	deadline := time.Now().Add(5 * time.Second)
+	for neighbourMAC(ctx, l, vip4) != n1.MAC {
+		if time.Now().After(deadline) {
+			t.Fatalf("the router still has %s at %q 5 s after node-1 re-announced it", vip4, neighbourMAC(ctx, l, vip4))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	eventually(t, "a new burst counted", func(context.Context) error {
+		if a1.Stats.Gratuitous.Load() <= sent {
+			return fmt.Errorf("%d gratuitous packets, as before", a1.Stats.Gratuitous.Load())
+		}
+		return nil
+	})
+}
