@@ -267,6 +267,7 @@ func testBGP(t *testing.T, kind lab.RouterKind) {
 
 	t.Run("graceful stop withdraws first", func(t *testing.T) {
 		n := cluster.Node("node-1")
+		hops := watchNextHops(t.Context(), host(ips[0]))
 		probe := lab.StartProbe(cluster.ClientNetns, lab.URL(ips[0], 80), 10*time.Millisecond, 300*time.Millisecond)
 		time.Sleep(200 * time.Millisecond)
 		if err := n.Process("speaker").Signal(syscall.SIGTERM); err != nil {
@@ -283,9 +284,19 @@ func testBGP(t *testing.T, kind lab.RouterKind) {
 		}
 		nextHopsAre(t, 30*time.Second, host(ips[0]), all...)
 		res := probe.Stop()
-		t.Logf("graceful stop and restart of node-1's speaker: %d requests, %d failed", len(res.Samples), res.Failed())
-		if res.Failed() > 0 {
-			t.Errorf("%d requests failed during a graceful speaker restart: %+v", res.Failed(), res.Gaps())
+		changes := hops.Stop()
+		// node-1 keeps forwarding (its kube-proxy runs on) while its speaker is away, so the
+		// speaker must lose nothing. A request in flight while the router's ECMP set changed
+		// can still break: its flow is rehashed to a node without its conntrack entry. Those
+		// are the router's, printed; every other loss fails the test.
+		rehash, other := hops.split(res.Samples)
+		t.Logf("graceful stop and restart of node-1's speaker: %d requests, %d failed in flight across one of the router's %d next-hop changes (ECMP rehash), %d otherwise",
+			len(res.Samples), len(rehash), changes, len(other))
+		if changes < 2 {
+			t.Errorf("the router's next hops changed %d times, want the withdrawal and the return: the losses cannot be told apart", changes)
+		}
+		if len(other) > 0 {
+			t.Errorf("%d requests failed during a graceful speaker restart, not across a next-hop change: %+v", len(other), other)
 		}
 	})
 
