@@ -26,6 +26,8 @@ type Objects struct {
 	LBClass string
 	// Members are the live speakers' nodes.
 	Members map[string]bool
+	// Links are the interfaces each member can answer on (see Input.Links).
+	Links map[string][]Link
 	// BadAdvertisement hears of an advertisement or peer skipped for a selector that does not
 	// parse.
 	BadAdvertisement func(name string, err error)
@@ -33,15 +35,9 @@ type Objects struct {
 
 // Input turns the objects into the planner's plain values.
 func (w Objects) Input() Input {
-	in := Input{Members: w.Members, Nodes: map[string]Node{}, PoolLabels: map[string]map[string]string{}}
-	for _, n := range w.Nodes {
-		pn := Node{Name: n.Name, Labels: n.Labels}
-		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeNetworkUnavailable && c.Status == corev1.ConditionTrue {
-				pn.NetworkUnavailable = true
-			}
-		}
-		in.Nodes[n.Name] = pn
+	in := Input{Members: w.Members, Links: w.Links, Nodes: map[string]Node{}, PoolLabels: map[string]map[string]string{}}
+	for i := range w.Nodes {
+		in.Nodes[w.Nodes[i].Name] = nodeOf(&w.Nodes[i])
 	}
 	for _, p := range w.Pools {
 		in.PoolLabels[p.Name] = p.Labels
@@ -97,6 +93,22 @@ func (w Objects) Input() Input {
 		}
 	}
 	return in
+}
+
+// nodeOf is what the planner needs of a Node.
+func nodeOf(n *corev1.Node) Node {
+	pn := Node{Name: n.Name, Labels: n.Labels}
+	for _, a := range n.Status.Addresses {
+		if ip, err := netip.ParseAddr(a.Address); err == nil && a.Type == corev1.NodeInternalIP {
+			pn.Addresses = append(pn.Addresses, ip)
+		}
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeNetworkUnavailable && c.Status == corev1.ConditionTrue {
+			pn.NetworkUnavailable = true
+		}
+	}
+	return pn
 }
 
 // Handled tells whether vipcast handles a Service: a LoadBalancer of the given class.

@@ -30,6 +30,26 @@ type Input struct {
 	Peers []Peer
 	// PoolLabels are the labels of each pool, for pool selectors.
 	PoolLabels map[string]map[string]string
+	// Links are the interfaces each node's speaker can answer on (up, not excluded, not
+	// enslaved), as the speakers publish them. A node missing here is not restricted (its
+	// links are unknown); a node listed with none can announce nothing over layer 2.
+	Links map[string][]Link
+}
+
+// Link is an interface a node can answer on and its on-link prefixes.
+type Link struct {
+	Name     string
+	Prefixes []netip.Prefix
+}
+
+// holds tells whether one of the link's prefixes contains a.
+func (l Link) holds(a netip.Addr) bool {
+	for _, p := range l.Prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // Node is what the planner needs of a Node.
@@ -38,6 +58,8 @@ type Node struct {
 	Labels map[string]string
 	// NetworkUnavailable is the node's NetworkUnavailable condition being True.
 	NetworkUnavailable bool
+	// Addresses are the node's InternalIPs.
+	Addresses []netip.Addr
 }
 
 // Service is a LoadBalancer Service with addresses in its status.
@@ -82,6 +104,10 @@ const (
 	NoEligibleNode Reason = "NoEligibleNode"
 	// NoLocalEndpoints: the Service is Local and no live, eligible node has a ready endpoint.
 	NoLocalEndpoints Reason = "NoLocalEndpoints"
+	// NoInterface: live nodes may announce it, but none has an interface to answer on (the
+	// advertisement's interfaces are missing, down or excluded there, or no interface is on
+	// a prefix holding the address or the node's address).
+	NoInterface Reason = "NoInterface"
 )
 
 // Decision is the verdict for one address.
@@ -94,8 +120,9 @@ type Decision struct {
 	// Services holding the address, sorted.
 	Services []string
 	// Interfaces the owner answers on, from the advertisements that select it and the
-	// owner; OnNodeInterface means the interface holding the node's address (an
-	// advertisement without interfaces).
+	// owner, resolved against the owner's links when they are known. With unknown links,
+	// OnNodeInterface means the interface holding the node's address (an advertisement
+	// without interfaces), for the owner to find.
 	Interfaces      []string
 	OnNodeInterface bool
 }
@@ -165,23 +192,107 @@ func decide(in Input, addr netip.Addr, pools []string, svcs []*Service) Decision
 			d.Reason = NoLocalEndpoints
 		}
 		return d
-	case len(common) == 0:
-		// The Services disagree (different advertisements or endpoints): announce from a node
-		// that serves some of them rather than from none.
-		common = union
 	}
-	d.Owner = winner(common, addr)
+	// Only a node with an interface to answer on may win. The Services disagree when no node
+	// serves them all (different advertisements or endpoints): then announce from a node
+	// that serves some of them rather than from none.
+	owner := firstCapable(in, addr, pools, svcs, common)
+	if owner == "" {
+		owner = firstCapable(in, addr, pools, svcs, union)
+	}
+	if owner == "" {
+		d.Reason = NoInterface
+		return d
+	}
+	d.Owner = owner
+	d.Interfaces, d.OnNodeInterface = interfacesOn(in, d.Owner, addr, pools, svcs)
+	return d
+}
+
+// firstCapable ranks the nodes by rendezvous hashing of (node, address), ties (never seen
+// in practice) by name, and returns the first that has an interface to answer on for addr
+// ("" when none has). Ranking first keeps the usual cost to one check per address.
+func firstCapable(in Input, addr netip.Addr, pools []string, svcs []*Service, nodes map[string]bool) string {
+	type ranked struct {
+		name  string
+		score uint64
+	}
+	a := addr.String()
+	order := make([]ranked, 0, len(nodes))
+	for n := range nodes {
+		order = append(order, ranked{n, score(n, a)})
+	}
+	slices.SortFunc(order, func(x, y ranked) int {
+		if x.score != y.score {
+			if x.score > y.score {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(x.name, y.name)
+	})
+	for _, r := range order {
+		if ifs, onNode := interfacesOn(in, r.name, addr, pools, svcs); len(ifs) > 0 || onNode {
+			return r.name
+		}
+	}
+	return ""
+}
+
+// interfacesOn lists the interfaces node answers on for addr: those the advertisements
+// selecting it name, and for an advertisement naming none, the one on a prefix holding addr,
+// else the one on a prefix holding the node's address of the family. With the node's links
+// unknown, the named interfaces are taken as they are and onNode asks the node to find its
+// own.
+func interfacesOn(in Input, node string, addr netip.Addr, pools []string, svcs []*Service) (ifs []string, onNode bool) {
+	links, known := in.Links[node]
+	n := in.Nodes[node]
 	for _, s := range svcs {
 		for _, ad := range matching(in, pools, s) {
-			if nodeSelected(in.Nodes[d.Owner], ad) {
-				d.Interfaces = append(d.Interfaces, ad.Interfaces...)
-				d.OnNodeInterface = d.OnNodeInterface || len(ad.Interfaces) == 0
+			if !nodeSelected(n, ad) {
+				continue
+			}
+			switch {
+			case !known && len(ad.Interfaces) == 0:
+				onNode = true
+			case !known:
+				ifs = append(ifs, ad.Interfaces...)
+			case len(ad.Interfaces) == 0:
+				if name := defaultLink(links, addr, n.Addresses); name != "" {
+					ifs = append(ifs, name)
+				}
+			default:
+				for _, l := range links {
+					if slices.Contains(ad.Interfaces, l.Name) {
+						ifs = append(ifs, l.Name)
+					}
+				}
 			}
 		}
 	}
-	slices.Sort(d.Interfaces)
-	d.Interfaces = slices.Compact(d.Interfaces)
-	return d
+	slices.Sort(ifs)
+	return slices.Compact(ifs), onNode
+}
+
+// defaultLink names the link on a prefix holding addr, else the one on a prefix holding
+// the node's address of addr's family ("" when neither exists).
+func defaultLink(links []Link, addr netip.Addr, nodeAddrs []netip.Addr) string {
+	for _, l := range links {
+		if l.holds(addr) {
+			return l.Name
+		}
+	}
+	for _, a := range nodeAddrs {
+		if a.Is4() != addr.Is4() {
+			continue
+		}
+		for _, l := range links {
+			if l.holds(a) {
+				return l.Name
+			}
+		}
+	}
+	return ""
 }
 
 // someNodeWithoutEndpoints tells whether a node would be eligible if the Local Services had
@@ -287,20 +398,6 @@ func merge(a, b map[string]bool, and bool) map[string]bool {
 		}
 	}
 	return out
-}
-
-// winner ranks the nodes by rendezvous hashing of (node, address); the highest score wins,
-// ties (never seen in practice) by name.
-func winner(nodes map[string]bool, addr netip.Addr) string {
-	a := addr.String()
-	best, bestScore := "", uint64(0)
-	for n := range nodes {
-		s := score(n, a)
-		if best == "" || s > bestScore || (s == bestScore && strings.Compare(n, best) < 0) {
-			best, bestScore = n, s
-		}
-	}
-	return best
 }
 
 // score is the rendezvous weight of node for an address.

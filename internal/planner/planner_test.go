@@ -249,3 +249,60 @@ func BenchmarkL2TenThousandAddresses(b *testing.B) {
 		L2(in)
 	}
 }
+
+// With the nodes' links known, only a node that can answer wins, on the interfaces it has.
+func TestLinks(t *testing.T) {
+	p := netip.MustParsePrefix
+	lan := Link{Name: "eth0", Prefixes: []netip.Prefix{p("192.0.2.0/24"), p("2001:db8::/64")}}
+	vlan := Link{Name: "vlan7", Prefixes: []netip.Prefix{p("198.51.100.0/24")}}
+	v4only := Link{Name: "eth0", Prefixes: []netip.Prefix{p("192.0.2.0/24")}}
+	addrs := func(n map[string]Node, ips ...string) map[string]Node {
+		for name, node := range n {
+			for _, ip := range ips {
+				node.Addresses = append(node.Addresses, netip.MustParseAddr(ip))
+			}
+			n[name] = node
+		}
+		return n
+	}
+	for _, tc := range []struct {
+		name   string
+		links  map[string][]Link
+		ads    []L2Advertisement
+		addr   string
+		owners []string // acceptable owners
+		ifs    []string
+		reason Reason
+	}{
+		{"the link on the address's prefix", map[string][]Link{"a": {lan, vlan}, "b": {lan, vlan}}, []L2Advertisement{{Name: "all"}}, "198.51.100.7", []string{"a", "b"}, []string{"vlan7"}, ""},
+		{"IPv6 prefix on a node listing only IPv4", map[string][]Link{"a": {lan}, "b": {lan}}, []L2Advertisement{{Name: "all"}}, "2001:db8::7", []string{"a", "b"}, []string{"eth0"}, ""},
+		{"no prefix: the node's own address of the family", map[string][]Link{"a": {lan}, "b": {lan}}, []L2Advertisement{{Name: "all"}}, "203.0.113.7", []string{"a", "b"}, []string{"eth0"}, ""},
+		{"only one node has an interface", map[string][]Link{"a": {v4only}, "b": {}}, []L2Advertisement{{Name: "all"}}, "2001:db8::7", nil, nil, NoInterface},
+		{"the excluded node loses", map[string][]Link{"a": {}, "b": {lan}}, []L2Advertisement{{Name: "all"}}, "192.0.2.7", []string{"b"}, []string{"eth0"}, ""},
+		{"named interfaces present on one node", map[string][]Link{"a": {lan}, "b": {lan, vlan}}, []L2Advertisement{{Name: "vlan", Interfaces: []string{"vlan7", "vlan9"}}}, "192.0.2.7", []string{"b"}, []string{"vlan7"}, ""},
+		{"named interfaces nowhere", map[string][]Link{"a": {lan}, "b": {lan}}, []L2Advertisement{{Name: "vlan", Interfaces: []string{"vlan9"}}}, "192.0.2.7", nil, nil, NoInterface},
+		{"unknown links are not restricted", map[string][]Link{"a": {}}, []L2Advertisement{{Name: "vlan", Interfaces: []string{"vlan9"}}}, "192.0.2.7", []string{"b"}, []string{"vlan9"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := Input{Members: members("a", "b"), Nodes: addrs(nodes("a", "b"), "192.0.2.11"), Links: tc.links,
+				Services: []Service{svc("ns/web", tc.addr)}, L2: tc.ads}
+			d := L2(in)[0]
+			if d.Reason != tc.reason || (tc.owners != nil && !slices.Contains(tc.owners, d.Owner)) || (tc.owners == nil && d.Owner != "") {
+				t.Fatalf("owner %q reason %q, want one of %v reason %q", d.Owner, d.Reason, tc.owners, tc.reason)
+			}
+			if !slices.Equal(d.Interfaces, tc.ifs) || d.OnNodeInterface {
+				t.Errorf("interfaces %v (node's own %v), want %v", d.Interfaces, d.OnNodeInterface, tc.ifs)
+			}
+		})
+	}
+	// Over many addresses, a node without links loses all and the others keep theirs.
+	in := Input{Members: members("a", "b", "c"), Nodes: nodes("a", "b", "c"), Services: manyIPs(300), L2: []L2Advertisement{{Name: "all"}}}
+	before := owners(L2(in))
+	in.Links = map[string][]Link{"a": {}, "b": {{Name: "eth0", Prefixes: []netip.Prefix{p("198.18.0.0/15")}}}, "c": {{Name: "eth0", Prefixes: []netip.Prefix{p("198.18.0.0/15")}}}}
+	after := owners(L2(in))
+	for a, o := range after {
+		if o == "a" || o == "" || (before[a] != "a" && before[a] != o) {
+			t.Fatalf("%s: %q before, %q after a lost its links", a, before[a], o)
+		}
+	}
+}

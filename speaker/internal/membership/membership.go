@@ -51,16 +51,23 @@ type Config struct {
 	Key    []byte
 	Timers Timers
 	Log    logr.Logger
+	// JoinTimeout bounds each dial of a peer while joining (memberlist's TCP timeout).
+	JoinTimeout time.Duration
 }
 
 // Cluster is this speaker's view of the live speakers.
 type Cluster struct {
 	ml      *memberlist.Memberlist
+	self    string
 	log     logr.Logger
 	changes chan struct{}
 
 	mu    sync.Mutex
 	alive map[string]bool
+	meta  map[string][]byte // each live member's metadata, this one's included
+	mine  []byte            // this member's metadata
+	// joined turns true the first time another member is seen alive, and stays true.
+	joined bool
 }
 
 // Start runs a member alone; Join brings in the others.
@@ -68,7 +75,7 @@ func Start(cfg Config) (*Cluster, error) {
 	if n := len(cfg.Key); n != 0 && n != 16 && n != 24 && n != 32 {
 		return nil, fmt.Errorf("the memberlist key must be 16, 24 or 32 bytes, not %d", n)
 	}
-	c := &Cluster{log: cfg.Log, changes: make(chan struct{}, 1), alive: map[string]bool{}}
+	c := &Cluster{log: cfg.Log, self: cfg.Node, changes: make(chan struct{}, 1), alive: map[string]bool{}, meta: map[string][]byte{}}
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.Node
 	mc.BindAddr, mc.BindPort = cfg.BindAddr, cfg.Port
@@ -80,7 +87,11 @@ func Start(cfg Config) (*Cluster, error) {
 	// A dead member's state is gossiped for a while, a restarted one rejoins quickly.
 	mc.GossipToTheDeadTime = 5 * time.Second
 	mc.PushPullInterval = 10 * time.Second
+	if cfg.JoinTimeout > 0 {
+		mc.TCPTimeout = cfg.JoinTimeout
+	}
 	mc.Events = &events{c: c}
+	mc.Delegate = &delegate{c: c}
 	mc.Logger = log.New(&logWriter{log: cfg.Log}, "", 0)
 	ml, err := memberlist.Create(mc)
 	if err != nil {
@@ -90,8 +101,8 @@ func Start(cfg Config) (*Cluster, error) {
 	return c, nil
 }
 
-// Join contacts the given members (host:port) and returns how many answered. Members
-// already known are skipped; an unreachable one is not an error while one answered.
+// Join contacts the given members (host:port), all at once, and returns how many answered.
+// Members already known are skipped; an unreachable one is not an error while one answered.
 func (c *Cluster) Join(addrs []string) (int, error) {
 	known := map[string]bool{}
 	for _, m := range c.ml.Members() {
@@ -106,7 +117,59 @@ func (c *Cluster) Join(addrs []string) (int, error) {
 	if len(todo) == 0 {
 		return 0, nil
 	}
-	return c.ml.Join(todo)
+	// memberlist dials one address after the other, each up to its TCP timeout: a few dead
+	// nodes would hold up the join for seconds. Dial them in parallel instead.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	joined := 0
+	var errs []error
+	for _, a := range todo {
+		wg.Go(func() {
+			n, err := c.ml.Join([]string{a})
+			mu.Lock()
+			defer mu.Unlock()
+			joined += n
+			if err != nil {
+				errs = append(errs, err)
+			}
+		})
+	}
+	wg.Wait()
+	if joined > 0 {
+		return joined, nil
+	}
+	return 0, errors.Join(errs...)
+}
+
+// Joined tells whether another member has ever been seen alive: the speaker has joined the
+// cluster (it stays true when the others die later).
+func (c *Cluster) Joined() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.joined
+}
+
+// SetMeta publishes this member's metadata (at most memberlist.MetaMaxSize bytes) to the
+// others, waiting up to timeout for the update to go out.
+func (c *Cluster) SetMeta(b []byte, timeout time.Duration) error {
+	if len(b) > memberlist.MetaMaxSize {
+		return fmt.Errorf("metadata of %d bytes exceeds %d", len(b), memberlist.MetaMaxSize)
+	}
+	c.mu.Lock()
+	if bytes.Equal(c.mine, b) {
+		c.mu.Unlock()
+		return nil
+	}
+	c.mine = bytes.Clone(b)
+	c.mu.Unlock()
+	return c.ml.UpdateNode(timeout)
+}
+
+// Meta returns the metadata of each live member.
+func (c *Cluster) Meta() map[string][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.meta)
 }
 
 // Members returns the live members' names (suspected members count as alive until they
@@ -127,17 +190,26 @@ func (c *Cluster) Leave(timeout time.Duration) error { return c.ml.Leave(timeout
 // Shutdown stops the member without a word (after Leave, or as a crash would).
 func (c *Cluster) Shutdown() error { return c.ml.Shutdown() }
 
-func (c *Cluster) set(name string, alive bool) {
+func (c *Cluster) set(n *memberlist.Node, alive bool) {
+	name := n.Name
 	c.mu.Lock()
 	changed := c.alive[name] != alive
+	metaChanged := alive && !bytes.Equal(c.meta[name], n.Meta)
 	if alive {
 		c.alive[name] = true
+		c.meta[name] = bytes.Clone(n.Meta)
+		if name != c.self {
+			c.joined = true
+		}
 	} else {
 		delete(c.alive, name)
+		delete(c.meta, name)
 	}
 	c.mu.Unlock()
 	if changed {
 		c.log.Info("Member changed", "member", name, "alive", alive)
+	}
+	if changed || metaChanged {
 		select {
 		case c.changes <- struct{}{}:
 		default:
@@ -148,9 +220,25 @@ func (c *Cluster) set(name string, alive bool) {
 // events receives memberlist's membership events.
 type events struct{ c *Cluster }
 
-func (e *events) NotifyJoin(n *memberlist.Node)   { e.c.set(n.Name, true) }
-func (e *events) NotifyLeave(n *memberlist.Node)  { e.c.set(n.Name, false) }
-func (e *events) NotifyUpdate(n *memberlist.Node) { e.c.set(n.Name, true) }
+func (e *events) NotifyJoin(n *memberlist.Node)   { e.c.set(n, true) }
+func (e *events) NotifyLeave(n *memberlist.Node)  { e.c.set(n, false) }
+func (e *events) NotifyUpdate(n *memberlist.Node) { e.c.set(n, true) }
+
+// delegate hands memberlist this member's metadata; it carries no user messages.
+type delegate struct{ c *Cluster }
+
+func (d *delegate) NodeMeta(limit int) []byte {
+	d.c.mu.Lock()
+	defer d.c.mu.Unlock()
+	if len(d.c.mine) > limit {
+		return nil
+	}
+	return bytes.Clone(d.c.mine)
+}
+func (d *delegate) NotifyMsg([]byte)                           {}
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d *delegate) LocalState(join bool) []byte                { return nil }
+func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
 
 // logWriter bridges memberlist's log lines ("[DEBUG] memberlist: ...") into logr: debug and
 // info at V(1), warnings and errors at the default level.

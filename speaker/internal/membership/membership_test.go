@@ -118,3 +118,89 @@ func TestBadKey(t *testing.T) {
 		t.Error("a 5-byte key was accepted")
 	}
 }
+
+func TestJoinedAndMeta(t *testing.T) {
+	a, b := startMember(t, "a", key), startMember(t, "b", key)
+	if a.Joined() || b.Joined() {
+		t.Fatal("a member alone says it joined")
+	}
+	if err := a.SetMeta([]byte("links of a"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Join([]string{a.addr}); err != nil {
+		t.Fatal(err)
+	}
+	waitMembers(t, b, "a", "b")
+	if !a.Joined() && !b.Joined() {
+		t.Error("neither member says it joined")
+	}
+	waitMeta := func(m member, name, want string) {
+		t.Helper()
+		err := wait.PollUntilContextTimeout(t.Context(), 20*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+			return string(m.Meta()[name]) == want, nil
+		})
+		if err != nil {
+			t.Fatalf("%s's metadata seen as %q, want %q", name, m.Meta()[name], want)
+		}
+	}
+	waitMeta(b, "a", "links of a")
+	// An update reaches the others and signals a change.
+	for len(b.Changes()) > 0 {
+		<-b.Changes()
+	}
+	if err := a.SetMeta([]byte("new links"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitMeta(b, "a", "new links")
+	select {
+	case <-b.Changes():
+	default:
+		t.Error("a metadata update was not signalled")
+	}
+	if err := a.SetMeta(make([]byte, 600), time.Second); err == nil {
+		t.Error("metadata over memberlist's limit was accepted")
+	}
+	// Joined stays true when the other member is gone.
+	_ = a.Shutdown()
+	waitMembers(t, b, "b")
+	if !b.Joined() {
+		t.Error("b forgot it had joined")
+	}
+}
+
+// Peers that accept a connection and never answer (a hung speaker) cost a join no more than
+// the timeout, and do not stop it from joining the one that answers.
+func TestJoinPastSilentPeers(t *testing.T) {
+	a := startMember(t, "a", key)
+	port := freePort(t)
+	b, err := Start(Config{Node: "b", BindAddr: "127.0.0.1", Port: port, Key: key, Timers: FastTimers(), Log: logr.Discard(), JoinTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Shutdown() })
+	var silent []string
+	for range 4 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				t.Cleanup(func() { c.Close() })
+			}
+		}()
+		silent = append(silent, l.Addr().String())
+	}
+	n, err := b.Join(append(silent, a.addr))
+	if err != nil || n != 1 {
+		t.Fatalf("joined %d, %v", n, err)
+	}
+	if _, err := b.Join(silent); err == nil {
+		t.Error("joining only silent peers succeeded")
+	}
+}
