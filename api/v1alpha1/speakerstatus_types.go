@@ -14,6 +14,8 @@ import (
 // +kubebuilder:printcolumn:name="Members",type=string,JSONPath=`.status.members`
 // +kubebuilder:printcolumn:name="Sessions",type=string,JSONPath=`.status.sessions[*].state`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Conflicts",type=string,JSONPath=`.status.conflicts[*].ip`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type SpeakerStatus struct {
 	metav1.TypeMeta `json:",inline"`
@@ -87,11 +89,63 @@ type SpeakerReport struct {
 	// +listType=map
 	// +listMapKey=peer
 	Sessions []BGPSessionStatus `json:"sessions,omitempty"`
-	// Conditions: Ready (the speaker has joined its peers and applies its plan).
+	// Interfaces are the interfaces this node can answer ARP and NDP on (up, not excluded,
+	// not enslaved), as the speaker also publishes them to the other speakers.
+	// +optional
+	// +kubebuilder:validation:MaxItems=256
+	// +listType=map
+	// +listMapKey=name
+	Interfaces []SpeakerInterface `json:"interfaces,omitempty"`
+	// Conflicts are addresses this node announces that another MAC claims too (seen in the
+	// last 30 seconds).
+	// +optional
+	// +kubebuilder:validation:MaxItems=1024
+	// +listType=map
+	// +listMapKey=ip
+	Conflicts []AddressConflict `json:"conflicts,omitempty"`
+	// Conditions: Ready (the speaker has joined its peers and applies its plan; False with
+	// reason Joining until it has joined them) and Conflict (another MAC claims an address
+	// this node announces).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// SpeakerInterface is an interface a node can answer on.
+type SpeakerInterface struct {
+	// Name is the interface's name.
+	// +required
+	Name InterfaceName `json:"name"`
+	// MAC is its Ethernet address.
+	// +optional
+	// +kubebuilder:validation:MaxLength=17
+	MAC string `json:"mac,omitempty"`
+	// Prefixes are the on-link prefixes of its addresses.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=49
+	// +listType=atomic
+	Prefixes []string `json:"prefixes,omitempty"`
+}
+
+// AddressConflict is another MAC claiming an address this node announces over layer 2.
+type AddressConflict struct {
+	// IP is the address.
+	// +required
+	// +kubebuilder:validation:MaxLength=45
+	IP string `json:"ip"`
+	// MAC is the other claimant's Ethernet address.
+	// +required
+	// +kubebuilder:validation:MaxLength=17
+	MAC string `json:"mac"`
+	// Node is the node whose speaker has that MAC; empty for a device that is no speaker.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Node string `json:"node,omitempty"`
+	// Since is when the claim was first seen.
+	// +required
+	Since metav1.Time `json:"since"`
 }
 
 // BGPSessionStatus is one BGP session of a node.

@@ -17,7 +17,54 @@ const (
 	ReasonAnnounced = "Announced"
 	// ReasonPending: a node should announce the address but has not reported it yet.
 	ReasonPending = "Pending"
+	// ReasonConflict: a live node announces the address and sees another MAC claim it too.
+	ReasonConflict = "Conflict"
 )
+
+// conflict is a claim for an address by another MAC, as the announcing node saw it.
+type conflict struct {
+	seenBy, mac, node string
+}
+
+// Conflicts maps each address to the claims the live nodes announcing it report.
+func Conflicts(statuses []v1alpha1.SpeakerStatus, live map[string]bool) map[netip.Addr][]conflict {
+	out := map[netip.Addr][]conflict{}
+	for _, st := range statuses {
+		if !live[st.Name] {
+			continue
+		}
+		for _, c := range st.Status.Conflicts {
+			if addr, err := netip.ParseAddr(c.IP); err == nil {
+				out[addr] = append(out[addr], conflict{seenBy: st.Name, mac: c.MAC, node: c.Node})
+			}
+		}
+	}
+	return out
+}
+
+// Links are the interfaces each live speaker reports it can answer on, for the planner. A
+// speaker reporting none is left out (not restricted): its report may come from before it
+// read them.
+func Links(statuses []v1alpha1.SpeakerStatus, live map[string]bool) map[string][]planner.Link {
+	out := map[string][]planner.Link{}
+	for _, st := range statuses {
+		if !live[st.Name] || len(st.Status.Interfaces) == 0 {
+			continue
+		}
+		links := []planner.Link{}
+		for _, i := range st.Status.Interfaces {
+			l := planner.Link{Name: string(i.Name)}
+			for _, p := range i.Prefixes {
+				if pf, err := netip.ParsePrefix(p); err == nil {
+					l.Prefixes = append(l.Prefixes, pf)
+				}
+			}
+			links = append(links, l)
+		}
+		out[st.Name] = links
+	}
+	return out
+}
 
 // LiveSpeakers are the nodes whose SpeakerStatus counts. A report with members is current
 // (a stopped speaker empties its own); a current report counts when another current report
@@ -80,10 +127,20 @@ func Announcers(statuses []v1alpha1.SpeakerStatus, live map[string]bool) map[net
 // Desired computes the Announced condition of a Service holding ips: True when every address
 // is announced by a live node ("L2 from node-b on eth0", "BGP from node-a, node-c to 2
 // peers"), else False with the planner's reason for the first address nobody announces.
-func Desired(ips []netip.Addr, announced map[netip.Addr][]announcer, decisions map[netip.Addr]planner.Decision, generation int64) metav1.Condition {
+func Desired(ips []netip.Addr, announced map[netip.Addr][]announcer, conflicts map[netip.Addr][]conflict, decisions map[netip.Addr]planner.Decision, generation int64) metav1.Condition {
 	c := metav1.Condition{Type: v1alpha1.ConditionAnnounced, ObservedGeneration: generation, Status: metav1.ConditionTrue, Reason: ReasonAnnounced}
 	var parts []string
 	for _, ip := range ips {
+		if cs := conflicts[ip]; len(cs) > 0 {
+			x := cs[0]
+			who := x.mac + " (a device that is no speaker)"
+			if x.node != "" {
+				who = fmt.Sprintf("%s (the speaker on %s)", x.mac, x.node)
+			}
+			c.Status, c.Reason = metav1.ConditionFalse, ReasonConflict
+			c.Message = fmt.Sprintf("%s is announced by %s and also claimed by %s: clients may reach either", ip, x.seenBy, who)
+			return c
+		}
 		ans := announced[ip]
 		if len(ans) == 0 {
 			c.Status = metav1.ConditionFalse
@@ -146,6 +203,8 @@ func explain(r planner.Reason) string {
 		return "externalTrafficPolicy is Local and no live, eligible node has a ready endpoint"
 	case planner.NoEligibleNode:
 		return "no live speaker runs on a node the advertisements select"
+	case planner.NoInterface:
+		return "no live node the advertisements select has an interface to answer on (the advertisement's interfaces are missing, down or excluded there, or no interface holds the address's prefix or the node's address of its family; see the SpeakerStatuses' interfaces)"
 	default:
 		return string(r)
 	}

@@ -53,11 +53,11 @@ func TestDesired(t *testing.T) {
 	v4, v6 := netip.MustParseAddr("192.0.2.240"), netip.MustParseAddr("2001:db8::240")
 	statuses := []v1alpha1.SpeakerStatus{status("a", []string{"a", "b"}, "192.0.2.240"), status("b", []string{"a", "b"}, "2001:db8::240")}
 	ann := Announcers(statuses, LiveSpeakers(statuses))
-	c := Desired([]netip.Addr{v4, v6}, ann, nil, 3)
+	c := Desired([]netip.Addr{v4, v6}, ann, nil, nil, 3)
 	if c.Status != metav1.ConditionTrue || c.Message != "192.0.2.240: L2 from a on eth0; 2001:db8::240: L2 from b on eth0" || c.ObservedGeneration != 3 {
 		t.Errorf("both announced: %+v", c)
 	}
-	c = Desired([]netip.Addr{v4}, ann, nil, 1)
+	c = Desired([]netip.Addr{v4}, ann, nil, nil, 1)
 	if c.Message != "L2 from a on eth0" {
 		t.Errorf("one address: %q", c.Message)
 	}
@@ -67,10 +67,11 @@ func TestDesired(t *testing.T) {
 		reason   string
 	}{
 		{planner.Decision{Reason: planner.NoLocalEndpoints}, "NoLocalEndpoints"},
+		{planner.Decision{Reason: planner.NoInterface}, "NoInterface"},
 		{planner.Decision{Owner: "b"}, ReasonPending},
 		{planner.Decision{}, ReasonPending},
 	} {
-		c := Desired([]netip.Addr{v4, missing}, ann, map[netip.Addr]planner.Decision{missing: tc.decision}, 1)
+		c := Desired([]netip.Addr{v4, missing}, ann, nil, map[netip.Addr]planner.Decision{missing: tc.decision}, 1)
 		if c.Status != metav1.ConditionFalse || c.Reason != tc.reason || !strings.Contains(c.Message, missing.String()) {
 			t.Errorf("%+v: %+v", tc.decision, c)
 		}
@@ -85,13 +86,43 @@ func TestDesiredBGP(t *testing.T) {
 			Announcements: []v1alpha1.Announcement{{IP: vip.String(), Mode: v1alpha1.ModeBGP, Peers: peers}}}}
 	}
 	statuses := []v1alpha1.SpeakerStatus{bgp("c", "tor1"), bgp("a", "tor1", "tor2"), bgp("b")}
-	c := Desired([]netip.Addr{vip}, Announcers(statuses, LiveSpeakers(statuses)), nil, 1)
+	c := Desired([]netip.Addr{vip}, Announcers(statuses, LiveSpeakers(statuses)), nil, nil, 1)
 	if c.Status != metav1.ConditionTrue || c.Message != "BGP from a, c to 2 peers" {
 		t.Errorf("BGP from two nodes (b has no established session): %+v", c)
 	}
 	statuses = []v1alpha1.SpeakerStatus{bgp("b")}
-	c = Desired([]netip.Addr{vip}, Announcers(statuses, LiveSpeakers(statuses)), map[netip.Addr]planner.Decision{vip: {Owner: "b over BGP"}}, 1)
+	c = Desired([]netip.Addr{vip}, Announcers(statuses, LiveSpeakers(statuses)), nil, map[netip.Addr]planner.Decision{vip: {Owner: "b over BGP"}}, 1)
 	if c.Status != metav1.ConditionFalse || c.Reason != ReasonPending || !strings.Contains(c.Message, "b over BGP") {
 		t.Errorf("no established session: %+v", c)
+	}
+}
+
+func TestDesiredConflict(t *testing.T) {
+	v4 := netip.MustParseAddr("192.0.2.240")
+	statuses := []v1alpha1.SpeakerStatus{status("a", []string{"a", "b"}, "192.0.2.240"), status("b", []string{"a", "b"})}
+	statuses[0].Status.Conflicts = []v1alpha1.AddressConflict{{IP: "192.0.2.240", MAC: "02:00:00:00:00:99"}}
+	statuses = append(statuses, status("gone", []string{"gone"}))
+	statuses[2].Status.Conflicts = []v1alpha1.AddressConflict{{IP: "192.0.2.241", MAC: "02:00:00:00:00:98"}}
+	live := LiveSpeakers(statuses)
+	cs := Conflicts(statuses, live)
+	if len(cs) != 1 || len(cs[v4]) != 1 {
+		t.Fatalf("conflicts %+v: want the live node a's only", cs)
+	}
+	c := Desired([]netip.Addr{v4}, Announcers(statuses, live), cs, nil, 1)
+	if c.Status != metav1.ConditionFalse || c.Reason != ReasonConflict || !strings.Contains(c.Message, "02:00:00:00:00:99 (a device that is no speaker)") || !strings.Contains(c.Message, "announced by a") {
+		t.Errorf("a foreign claim: %+v", c)
+	}
+	statuses[0].Status.Conflicts[0].Node = "b"
+	c = Desired([]netip.Addr{v4}, Announcers(statuses, live), Conflicts(statuses, live), nil, 1)
+	if !strings.Contains(c.Message, "(the speaker on b)") {
+		t.Errorf("a speaker's claim: %+v", c)
+	}
+	statuses[0].Status.Interfaces = []v1alpha1.SpeakerInterface{{Name: "eth0", MAC: "02:00:00:00:00:11", Prefixes: []string{"192.0.2.0/24", "bad"}}}
+	links := Links(statuses, live)
+	if l := links["a"]; len(l) != 1 || l[0].Name != "eth0" || len(l[0].Prefixes) != 1 {
+		t.Errorf("a's links: %+v", l)
+	}
+	if l, ok := links["b"]; ok {
+		t.Errorf("b reports no interfaces, so its are unknown: %+v", l)
 	}
 }

@@ -154,11 +154,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	live := LiveSpeakers(statuses.Items)
 	announced := Announcers(statuses.Items, live)
-	decisions, err := r.plan(ctx, &svc, live, ips, announced)
+	decisions, err := r.plan(ctx, &svc, live, Links(statuses.Items, live), ips, announced)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	want := Desired(ips, announced, decisions, svc.Generation)
+	want := Desired(ips, announced, Conflicts(statuses.Items, live), decisions, svc.Generation)
 	r.count(req.NamespacedName, want.Status == metav1.ConditionFalse)
 	if have := meta.FindStatusCondition(svc.Status.Conditions, want.Type); have != nil &&
 		have.Status == want.Status && have.Reason == want.Reason && have.Message == want.Message {
@@ -188,7 +188,7 @@ const conflictRetry = 20 * time.Millisecond
 
 // plan asks the planner about this Service's unannounced addresses only (a fully announced
 // Service needs no explanation).
-func (r *Reconciler) plan(ctx context.Context, svc *corev1.Service, live map[string]bool, ips []netip.Addr, announced map[netip.Addr][]announcer) (map[netip.Addr]planner.Decision, error) {
+func (r *Reconciler) plan(ctx context.Context, svc *corev1.Service, live map[string]bool, links map[string][]planner.Link, ips []netip.Addr, announced map[netip.Addr][]announcer) (map[netip.Addr]planner.Decision, error) {
 	missing := false
 	for _, ip := range ips {
 		missing = missing || len(announced[ip]) == 0
@@ -196,7 +196,7 @@ func (r *Reconciler) plan(ctx context.Context, svc *corev1.Service, live map[str
 	if !missing {
 		return nil, nil
 	}
-	objs := planner.Objects{Services: []corev1.Service{*svc}, LBClass: r.Class, Members: live}
+	objs := planner.Objects{Services: []corev1.Service{*svc}, LBClass: r.Class, Members: live, Links: links}
 	var nodes corev1.NodeList
 	var pools v1alpha1.IPAddressPoolList
 	var ads v1alpha1.L2AdvertisementList

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"path"
 	"strings"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
 	"github.com/vipcast/vipcast/internal/events"
+	"github.com/vipcast/vipcast/speaker/internal/host"
 	"github.com/vipcast/vipcast/speaker/internal/layer2"
 	"github.com/vipcast/vipcast/speaker/internal/membership"
 )
@@ -34,7 +36,7 @@ import (
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
 // +kubebuilder:rbac:groups=vipcast.io,resources=ipaddresspools;l2advertisements;bgpadvertisements;bgppeers,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
-// +kubebuilder:rbac:groups=vipcast.io,resources=speakerstatuses,verbs=get;create
+// +kubebuilder:rbac:groups=vipcast.io,resources=speakerstatuses,verbs=get;list;create
 // +kubebuilder:rbac:groups=vipcast.io,resources=speakerstatuses/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -56,6 +58,12 @@ type Options struct {
 	Leave time.Duration
 	// ExcludeInterfaces are interface names or shell patterns never answered on.
 	ExcludeInterfaces []string
+	// JoinTimeout is how long a starting speaker that finds no other speaker waits for one
+	// before announcing alone (with other speakers reported in, it waits until it joins).
+	JoinTimeout time.Duration
+	// Handover is how long a speaker waits before answering for an address a live speaker
+	// held, so that one has stopped answering first.
+	Handover time.Duration
 	// EventsQPS limits the Events the speaker writes (a take-over of thousands of addresses
 	// would otherwise write thousands at once).
 	EventsQPS float64
@@ -103,33 +111,44 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if err != nil {
 		return err
 	}
-	cluster, err := membership.Start(membership.Config{Node: o.Node, BindAddr: bind, Port: o.Port, Key: key, Timers: o.Timers, Log: log.WithName("memberlist")})
+	cluster, err := membership.Start(membership.Config{Node: o.Node, BindAddr: bind, Port: o.Port, Key: key, Timers: o.Timers, Log: log.WithName("memberlist"), JoinTimeout: joinDialTimeout})
 	if err != nil {
 		return err
 	}
-	ann := layer2.New(log.WithName("layer2"))
+	links, err := host.Open(o.ExcludeInterfaces)
+	if err != nil {
+		return err
+	}
+	defer links.Close()
+	var conflicts *conflictLog
+	ann := layer2.New(log.WithName("layer2"), func(c layer2.Conflict) { conflicts.add(c) })
 	m := newMetrics(&ann.Stats)
 	recorder, err := events.NewRecorder(ctx, cfg, scheme, "vipcast-speaker", o.EventsQPS, m.eventsDropped)
 	if err != nil {
 		return err
 	}
 	sp := &speaker{
-		node: o.Node, lbClass: o.LBClass, port: o.Port, client: mgr.GetClient(), cluster: cluster, ann: ann,
-		recorder: recorder, log: log, resync: o.Resync, leave: o.Leave, exclude: o.ExcludeInterfaces,
-		trigger: make(chan struct{}, 1), m: m,
+		node: o.Node, lbClass: o.LBClass, port: o.Port, client: mgr.GetClient(), reader: mgr.GetAPIReader(), cluster: cluster, ann: ann, host: links,
+		recorder: recorder, log: log, resync: o.Resync, leave: o.Leave, joinTimeout: o.JoinTimeout, handover: o.Handover, now: time.Now,
+		trigger: make(chan struct{}, 1), m: m, started: time.Now(), pending: map[netip.Addr]time.Time{},
 		status: &statusWriter{node: o.Node, client: mgr.GetClient(), reader: mgr.GetAPIReader(), log: log},
 	}
-	sp.bgp = &bgpSide{node: o.Node, log: log.WithName("bgp"), secrets: mgr.GetAPIReader(), changed: sp.poke,
+	conflicts = newConflictLog(sp.poke)
+	sp.conflicts = conflicts
+	watch, err := links.Watch(ctx)
+	if err != nil {
+		return err
+	}
+	go func() {
+		for range watch {
+			sp.poke()
+		}
+	}()
+	bgp := &bgpSide{node: o.Node, log: log.WithName("bgp"), secrets: mgr.GetAPIReader(), changed: sp.poke,
 		badPeers: func(name string, err error) { log.Error(err, "Skipping a BGPPeer", "bgpPeer", name) }}
-	for _, obj := range []client.Object{&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{}, &v1alpha1.IPAddressPool{}, &v1alpha1.L2Advertisement{}, &v1alpha1.BGPAdvertisement{}, &v1alpha1.BGPPeer{}} {
-		inf, err := mgr.GetCache().GetInformer(ctx, obj)
-		if err != nil {
-			return err
-		}
-		poke := func(any) { sp.poke() }
-		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: poke, DeleteFunc: poke, UpdateFunc: func(_, o any) { poke(o) }}); err != nil {
-			return err
-		}
+	sp.bgp = bgp
+	if err := watchInputs(ctx, mgr, sp.poke); err != nil {
+		return err
 	}
 	if err := mgr.Add(sp); err != nil {
 		return err
@@ -147,6 +166,24 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	log.Info("Starting", "memberlist", fmt.Sprintf("%s:%d", bind, o.Port), "encrypted", len(key) > 0)
 	return mgr.Start(ctx)
 }
+
+// watchInputs asks for a plan after every change of what the plan reads.
+func watchInputs(ctx context.Context, mgr ctrl.Manager, poke func()) error {
+	for _, obj := range []client.Object{&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{}, &v1alpha1.IPAddressPool{}, &v1alpha1.L2Advertisement{}, &v1alpha1.BGPAdvertisement{}, &v1alpha1.BGPPeer{}} {
+		inf, err := mgr.GetCache().GetInformer(ctx, obj)
+		if err != nil {
+			return err
+		}
+		on := func(any) { poke() }
+		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: on, DeleteFunc: on, UpdateFunc: func(_, o any) { on(o) }}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// joinDialTimeout bounds each dial of a peer while joining: speakers share a LAN.
+const joinDialTimeout = time.Second
 
 // waitNode reads this node's Node object, waiting for it to exist.
 func waitNode(ctx context.Context, r client.Reader, name string) (*corev1.Node, error) {

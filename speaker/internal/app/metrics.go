@@ -22,6 +22,8 @@ type metrics struct {
 	updates      atomic.Uint64
 	// eventsDropped counts Events not written because too many were waiting.
 	eventsDropped prometheus.Counter
+	// conflicts counts conflicts reported, by claimant (speaker, foreign).
+	conflicts *prometheus.CounterVec
 }
 
 func newMetrics(stats *layer2.Stats) *metrics {
@@ -32,6 +34,8 @@ func newMetrics(stats *layer2.Stats) *metrics {
 		eventsDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "vipcast_events_dropped_total",
 			Help: "Events dropped because too many were waiting to be written."}),
 	}
+	m.conflicts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vipcast_speaker_address_conflicts_total",
+		Help: "Conflicts reported: another MAC claimed an address this node announces (claimant: speaker or foreign)."}, []string{"claimant"})
 	counter := func(name, help string, v *atomic.Uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v.Load()) })
 	}
@@ -41,13 +45,17 @@ func newMetrics(stats *layer2.Stats) *metrics {
 	m.advertised = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vipcast_bgp_prefixes_advertised", Help: "Prefixes sent to the peer and not withdrawn."}, []string{"peer"})
 	m.bgpUpdates = prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vipcast_bgp_path_updates_total", Help: "Paths announced or withdrawn by this speaker."},
 		func() float64 { return float64(m.updates.Load()) })
-	collectors := []prometheus.Collector{m.announced, m.members, m.takeovers, m.eventsDropped, m.bgpAnnounced, m.sessionUp, m.bfdUp, m.advertised, m.bgpUpdates,
+	collectors := []prometheus.Collector{m.announced, m.members, m.takeovers, m.eventsDropped, m.conflicts, m.bgpAnnounced, m.sessionUp, m.bfdUp, m.advertised, m.bgpUpdates,
 		counter("vipcast_l2_arp_requests_total", "ARP requests received for owned addresses.", &stats.ARPRequests),
 		counter("vipcast_l2_arp_replies_total", "ARP replies sent.", &stats.ARPReplies),
 		counter("vipcast_l2_ndp_solicitations_total", "Neighbour solicitations received for owned addresses.", &stats.NDPSolicitations),
 		counter("vipcast_l2_ndp_advertisements_total", "Neighbour advertisements sent in answer.", &stats.NDPAdvertisements),
 		counter("vipcast_l2_gratuitous_total", "Gratuitous ARP and unsolicited neighbour advertisements sent.", &stats.Gratuitous),
 		counter("vipcast_l2_dropped_total", "Frames that could not be read or parsed.", &stats.Dropped),
+		counter("vipcast_l2_not_for_us_total", "ARP frames addressed to another host's MAC, dropped.", &stats.NotForUs),
+		counter("vipcast_l2_send_errors_total", "Replies and announcements that could not be sent.", &stats.SendErrors),
+		counter("vipcast_l2_conflicting_claims_total", "ARP packets and neighbour advertisements from another MAC claiming an owned address.", &stats.Conflicts),
+		counter("vipcast_l2_defences_total", "Announcements sent to defend an owned address (at most one per address per 10 s).", &stats.Defences),
 	}
 	for _, c := range collectors {
 		// A second speaker in one process (tests) finds them registered: keep the first.

@@ -6,7 +6,6 @@ import (
 	"maps"
 	"net"
 	"net/netip"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,12 +15,13 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
 	"github.com/vipcast/vipcast/internal/planner"
-	"github.com/vipcast/vipcast/speaker/internal/layer2"
+	"github.com/vipcast/vipcast/speaker/internal/host"
 	"github.com/vipcast/vipcast/speaker/internal/membership"
 )
 
@@ -29,31 +29,75 @@ import (
 const (
 	ReasonAnnouncing        = "Announcing"
 	ReasonStoppedAnnouncing = "StoppedAnnouncing"
+	ReasonAddressConflict   = "AddressConflict"
 )
+
+// SpeakerStatus condition types and reasons.
+const (
+	ConditionReady    = "Ready"
+	ConditionConflict = "Conflict"
+	// ReasonJoining: the speaker has not joined the other speakers yet and announces
+	// nothing over layer 2.
+	ReasonJoining = "Joining"
+	// ReasonAlone: no other speaker runs on a ready node; this one announces alone.
+	ReasonAlone = "Alone"
+	// ReasonApplied: the plan is applied.
+	ReasonApplied = "Applied"
+	// ReasonSyncFailed: the last plan could not be read or applied.
+	ReasonSyncFailed = "SyncFailed"
+)
+
+// conflictHold is how long a conflict is reported after its last claim was seen.
+const conflictHold = 30 * time.Second
 
 // speaker recomputes its plan whenever anything it reads changes, and applies it.
 type speaker struct {
-	node     string
-	lbClass  string
-	port     int
-	client   client.Client
-	cluster  *membership.Cluster
-	ann      *layer2.Announcer
+	node    string
+	lbClass string
+	port    int
+	client  client.Client
+	// reader reads uncached (the other SpeakerStatuses, only while joining).
+	reader   client.Reader
+	cluster  cluster
+	ann      l2Applier
+	host     hostLinks
 	recorder events.EventRecorder
 	log      logr.Logger
 	resync   time.Duration
 	leave    time.Duration
-	exclude  []string // interface patterns never answered on
+	// joinTimeout is how long a speaker that sees no other speaker waits for one before
+	// announcing alone; handover how long it waits before answering for an address a live
+	// speaker held, so that one has stopped first.
+	joinTimeout time.Duration
+	handover    time.Duration
+	now         func() time.Time
 
-	bgp     *bgpSide
+	bgp     bgpApplier
 	trigger chan struct{}
-	joining atomic.Bool
-	owned   map[annKey]announcement
+	started time.Time
+	// open turns true once the speaker joined the others or found it is alone, and stays.
+	open  bool
+	owned map[annKey]announcement
 	// members is the set of live members at the last plan; a change re-announces what this
 	// node owns.
 	members map[string]bool
-	status  *statusWriter
-	m       *metrics
+	// lastOwner is each address's owner in the last plan applied, planned whether there was
+	// one; pending holds the addresses won from a live speaker and when to claim them.
+	lastOwner map[netip.Addr]string
+	planned   bool
+	pending   map[netip.Addr]time.Time
+	// peers are the memberlist addresses of nodes not in the cluster, for the join loop.
+	peers atomic.Pointer[[]string]
+	// macs maps every MAC a speaker published to its node, kept after it leaves (a
+	// partitioned speaker is still a speaker).
+	macs      map[string]string
+	links     []host.Link
+	conflicts *conflictLog
+	status    *statusWriter
+	m         *metrics
+	// wake pokes the plan loop at wakeTime (a handover, the join timeout, a conflict's end).
+	wake     *time.Timer
+	wakeTime time.Time
 }
 
 // annKey is one address announced one way.
@@ -95,6 +139,7 @@ func (s *speaker) poke() {
 func (s *speaker) Start(ctx context.Context) error {
 	tick := time.NewTicker(s.resync)
 	defer tick.Stop()
+	go s.joinLoop(ctx)
 	s.sync(ctx)
 	for {
 		select {
@@ -109,44 +154,85 @@ func (s *speaker) Start(ctx context.Context) error {
 	}
 }
 
-// stop is the graceful exit: leave first, so the others take over at once, then stop
-// answering (no moment with two answers), withdraw the BGP routes and wait until the
-// routers were sent the withdrawals (unless graceful restart keeps them), then go.
+// joinInterval is how often the join loop contacts the nodes whose speakers are not members:
+// at start, and after a partition heals.
+const joinInterval = 500 * time.Millisecond
+
+// joinLoop contacts the speakers of nodes not in the cluster, all at once, every
+// joinInterval, until ctx ends.
+func (s *speaker) joinLoop(ctx context.Context) {
+	t := time.NewTicker(joinInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p := s.peers.Load()
+		if p == nil || len(*p) == 0 {
+			continue
+		}
+		if n, err := s.cluster.Join(*p); n > 0 {
+			s.poke()
+		} else if err != nil {
+			s.log.V(1).Info("No speaker answered", "peers", *p, "error", err.Error())
+		}
+	}
+}
+
+// stop is the graceful exit: stop answering first, then leave, so the others take over
+// (and announce) only once this node is silent: no moment with two answers. Traffic sent to
+// this node's MAC meanwhile is still forwarded. Then withdraw the BGP routes and wait until
+// the routers were sent the withdrawals (unless graceful restart keeps them), then go.
 func (s *speaker) stop() {
 	start := time.Now()
+	s.ann.Close()
 	if err := s.cluster.Leave(s.leave); err != nil {
 		s.log.Error(err, "Leaving the cluster failed")
 	}
-	s.ann.Close()
 	_ = s.cluster.Shutdown()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s.bgp.stop(ctx)
 	// Take back what SpeakerStatus claims, so nobody reads a stale announcement.
-	s.status.write(ctx, nil, nil, nil)
+	s.status.write(ctx, report{ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: "Stopped", Message: "the speaker stopped"}})
 	s.log.Info("Stopped", "took", time.Since(start).String())
 }
 
+// sync makes one plan and applies it.
 func (s *speaker) sync(ctx context.Context) {
+	now := s.now()
+	s.refreshLinks()
 	w, err := s.read(ctx)
 	if err != nil {
 		s.log.Error(err, "Reading the cluster state failed")
+		s.status.write(ctx, s.failed("reading the cluster state: "+err.Error()))
 		return
 	}
+	w.Links = s.memberLinks(w.Members)
+	s.learnMACs(w.Members)
+	s.peers.Store(ptr(s.peerAddrs(w.Nodes, w.Members)))
+	ready := s.gate(ctx, w, now)
 	in := w.Input()
 	mine := map[annKey]announcement{}
 	want := map[netip.Addr][]string{}
-	self := nodeOf(w.Nodes, s.node)
-	for _, d := range planner.For(planner.L2(in), s.node) {
-		ifs := s.interfaces(d, self)
-		if len(ifs) == 0 {
-			continue
+	if ready.Status == metav1.ConditionTrue {
+		decisions := planner.L2(in)
+		for _, d := range decisions {
+			if d.Owner != s.node || len(d.Interfaces) == 0 || !s.claimable(d, w.Members, now) {
+				continue
+			}
+			delete(s.pending, d.Addr)
+			want[d.Addr] = d.Interfaces
+			mine[annKey{d.Addr, v1alpha1.ModeL2}] = announcement{mode: v1alpha1.ModeL2, services: d.Services, interfaces: d.Interfaces}
 		}
-		want[d.Addr] = ifs
-		mine[annKey{d.Addr, v1alpha1.ModeL2}] = announcement{mode: v1alpha1.ModeL2, services: d.Services, interfaces: ifs}
+		s.remember(decisions)
 	}
+	var failures []string
 	if err := s.ann.Apply(want); err != nil {
 		s.log.Error(err, "Applying the layer-2 plan failed")
+		failures = append(failures, "applying the layer-2 plan: "+err.Error())
 	}
 	if membersChanged(s.members, w.Members) {
 		if s.members != nil {
@@ -154,15 +240,224 @@ func (s *speaker) sync(ctx context.Context) {
 		}
 		s.members = maps.Clone(w.Members)
 	}
+	self := nodeOf(w.Nodes, s.node)
 	b := s.bgp.sync(ctx, w, in, self)
 	for addr, a := range b.announced {
 		mine[annKey{addr, v1alpha1.ModeBGP}] = a
 	}
 	s.events(w.Services, mine)
+	conflicts := s.reportConflicts(w.Services, mine, now)
 	s.owned = mine
 	s.m.observe(len(want), len(w.Members), b)
-	s.status.write(ctx, mine, sessionStatuses(b.sessions), w.Members)
-	s.joinPeers(w.Nodes)
+	if len(failures) > 0 && ready.Status == metav1.ConditionTrue {
+		ready = s.failed(strings.Join(failures, "; ")).ready
+	}
+	s.status.write(ctx, report{mine: mine, sessions: sessionStatuses(b.sessions), members: w.Members, links: s.links, conflicts: conflicts, ready: ready})
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// wakeAt asks for a plan at t (one timer: the earliest time asked for since the last wake).
+func (s *speaker) wakeAt(t time.Time) {
+	now := s.now()
+	if s.wake != nil && s.wakeTime.After(now) && !t.Before(s.wakeTime) {
+		return
+	}
+	s.wakeTime = t
+	if s.wake == nil {
+		s.wake = time.AfterFunc(t.Sub(now), s.poke)
+	} else {
+		s.wake.Reset(t.Sub(now))
+	}
+}
+
+// failed is the report of a plan that could not be made or applied: what was announced
+// stays as it was, Ready turns False.
+func (s *speaker) failed(msg string) report {
+	return report{mine: s.owned, members: s.members, links: s.links, keep: true,
+		ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonSyncFailed, Message: msg}}
+}
+
+// refreshLinks reads this node's interfaces and publishes them to the other speakers when
+// they changed. On failure the last ones read stay.
+func (s *speaker) refreshLinks() {
+	links, err := s.host.Links()
+	if err != nil {
+		s.log.Error(err, "Reading the interfaces failed")
+		return
+	}
+	s.links = links
+	b := host.Encode(links, membership.MetaMaxSize)
+	if err := s.cluster.SetMeta(b, 100*time.Millisecond); err != nil {
+		s.log.Error(err, "Publishing the interfaces failed")
+	}
+}
+
+// memberLinks are the interfaces each member can answer on: this node's as just read, the
+// others' from their metadata. A member whose metadata is missing, unreadable or truncated
+// is left out (not restricted) rather than taken to have none.
+func (s *speaker) memberLinks(members map[string]bool) map[string][]planner.Link {
+	out := map[string][]planner.Link{s.node: plannerLinks(s.links)}
+	for name, b := range s.cluster.Meta() {
+		if name == s.node || !members[name] || len(b) == 0 {
+			continue
+		}
+		links, truncated, err := host.Decode(b)
+		if err != nil || truncated {
+			continue
+		}
+		out[name] = plannerLinks(links)
+	}
+	return out
+}
+
+func plannerLinks(links []host.Link) []planner.Link {
+	out := make([]planner.Link, 0, len(links))
+	for _, l := range links {
+		out = append(out, planner.Link{Name: l.Name, Prefixes: l.Prefixes})
+	}
+	return out
+}
+
+// learnMACs remembers the MAC of every interface a member published.
+func (s *speaker) learnMACs(members map[string]bool) {
+	if s.macs == nil {
+		s.macs = map[string]string{}
+	}
+	for _, l := range s.links {
+		s.macs[l.MAC.String()] = s.node
+	}
+	for name, b := range s.cluster.Meta() {
+		if !members[name] {
+			continue
+		}
+		links, _, err := host.Decode(b)
+		if err != nil {
+			continue
+		}
+		for _, l := range links {
+			s.macs[l.MAC.String()] = name
+		}
+	}
+}
+
+// gate tells whether the speaker may announce over layer 2: once it has joined the other
+// speakers, or found there are none (no other node runs a speaker that reported in, on a
+// node not known to be down) and waited joinTimeout for one all the same. Until then it
+// announces nothing, so a restarted speaker never claims what another node holds.
+func (s *speaker) gate(ctx context.Context, w planner.Objects, now time.Time) metav1.Condition {
+	ready := metav1.Condition{Type: ConditionReady, Status: metav1.ConditionTrue, Reason: ReasonApplied, Message: "joined the speakers and applied the plan"}
+	if s.open || s.cluster.Joined() {
+		s.open = true
+		return ready
+	}
+	others, err := s.otherSpeakers(ctx, w.Nodes)
+	switch {
+	case err != nil:
+		ready.Status, ready.Reason = metav1.ConditionFalse, ReasonJoining
+		ready.Message = "joining the other speakers; cannot tell whether any run: " + err.Error()
+	case len(others) > 0:
+		ready.Status, ready.Reason = metav1.ConditionFalse, ReasonJoining
+		ready.Message = fmt.Sprintf("joining the speakers on %s; announcing nothing over layer 2 until then (is the memberlist port %d open between nodes, and the gossip key the same?)",
+			strings.Join(others, ", "), s.port)
+	case len(w.Nodes) > 1 && now.Sub(s.started) < s.joinTimeout:
+		ready.Status, ready.Reason = metav1.ConditionFalse, ReasonJoining
+		ready.Message = "no other speaker has reported in; waiting for one before announcing alone"
+		s.wakeAt(s.started.Add(s.joinTimeout))
+	default:
+		s.open = true
+		ready.Reason, ready.Message = ReasonAlone, "no other speaker runs on a ready node; announcing alone"
+		s.log.Info("No other speaker found; announcing alone")
+	}
+	return ready
+}
+
+// otherSpeakers names the other nodes whose speaker has reported in (a SpeakerStatus
+// listing members: a speaker that stopped gracefully empties it) and that are not known to
+// be down (Ready False or Unknown).
+func (s *speaker) otherSpeakers(ctx context.Context, nodes []corev1.Node) ([]string, error) {
+	var list v1alpha1.SpeakerStatusList
+	if err := s.reader.List(ctx, &list); err != nil {
+		return nil, err
+	}
+	reported := map[string]bool{}
+	for _, st := range list.Items {
+		reported[st.Name] = len(st.Status.Members) > 0
+	}
+	var out []string
+	for i := range nodes {
+		n := &nodes[i]
+		if n.Name != s.node && reported[n.Name] && !nodeDown(n) {
+			out = append(out, n.Name)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// nodeDown tells whether Kubernetes says the node is down (its Ready condition False or
+// Unknown, as the node lifecycle controller sets it when the kubelet stops reporting).
+func nodeDown(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status != corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// claimable tells whether to answer for an address the plan gives this node now. One it
+// owns already, or one whose last owner is gone (fail-over), at once; one a live speaker
+// held (a member returned or joined, the owner lost its interface) only after the handover
+// delay, so that speaker has seen the change and stopped first: never two answers at once.
+// The first plan after joining knows no owners, so it waits for all it wins.
+func (s *speaker) claimable(d planner.Decision, members map[string]bool, now time.Time) bool {
+	if _, had := s.owned[annKey{d.Addr, v1alpha1.ModeL2}]; had || s.handover <= 0 {
+		return true
+	}
+	if at, ok := s.pending[d.Addr]; ok {
+		return !now.Before(at)
+	}
+	prev := s.lastOwner[d.Addr]
+	fromLive := (!s.planned && len(members) > 1) || (prev != "" && prev != s.node && members[prev])
+	if !fromLive {
+		return true
+	}
+	s.pending[d.Addr] = now.Add(s.handover)
+	s.wakeAt(s.pending[d.Addr])
+	return false
+}
+
+// remember keeps each address's owner for the next plan, and forgets pending claims the
+// plan no longer gives this node.
+func (s *speaker) remember(decisions []planner.Decision) {
+	owners := make(map[netip.Addr]string, len(decisions))
+	for _, d := range decisions {
+		owners[d.Addr] = d.Owner
+	}
+	for a := range s.pending {
+		if owners[a] != s.node {
+			delete(s.pending, a)
+		}
+	}
+	s.lastOwner, s.planned = owners, true
+}
+
+// peerAddrs are the memberlist addresses of the nodes whose speakers are not members.
+func (s *speaker) peerAddrs(nodes []corev1.Node, members map[string]bool) []string {
+	var addrs []string
+	for i := range nodes {
+		n := &nodes[i]
+		if n.Name == s.node || members[n.Name] {
+			continue
+		}
+		if a := nodeAddress(n, true); a.IsValid() {
+			addrs = append(addrs, net.JoinHostPort(a.String(), strconv.Itoa(s.port)))
+		} else if a := nodeAddress(n, false); a.IsValid() {
+			addrs = append(addrs, net.JoinHostPort(a.String(), strconv.Itoa(s.port)))
+		}
+	}
+	return addrs
 }
 
 // read lists what the plan needs from the informer caches.
@@ -185,37 +480,6 @@ func (s *speaker) read(ctx context.Context) (planner.Objects, error) {
 	w.Services, w.Slices, w.Nodes, w.Pools, w.L2 = svcs.Items, slices.Items, nodes.Items, pools.Items, ads.Items
 	w.BGP, w.Peers = bgpAds.Items, peers.Items
 	return w, nil
-}
-
-// interfaces resolves a decision's interfaces on this node: the listed ones that exist here,
-// and for OnNodeInterface the one holding the node's address of the family; none that
-// --exclude-interfaces names.
-func (s *speaker) interfaces(d planner.Decision, self *corev1.Node) []string {
-	var out []string
-	for _, name := range d.Interfaces {
-		if _, err := net.InterfaceByName(name); err == nil {
-			out = append(out, name)
-		}
-	}
-	if d.OnNodeInterface {
-		if name := interfaceHolding(nodeAddress(self, d.Addr.Is4())); name != "" {
-			out = append(out, name)
-		}
-	}
-	out = slices.DeleteFunc(out, func(name string) bool { return excluded(s.exclude, name) })
-	slices.Sort(out)
-	return slices.Compact(out)
-}
-
-// excluded tells whether an interface name matches one of the patterns (path.Match syntax,
-// checked at start-up).
-func excluded(patterns []string, name string) bool {
-	for _, p := range patterns {
-		if ok, _ := path.Match(p, name); ok {
-			return true
-		}
-	}
-	return false
 }
 
 // events tells each Service when this node starts or stops announcing its address.
@@ -248,33 +512,6 @@ func (s *speaker) events(svcs []corev1.Service, mine map[annKey]announcement) {
 	}
 }
 
-// joinPeers contacts the speakers of nodes not yet in the cluster, one attempt at a time,
-// in the background.
-func (s *speaker) joinPeers(nodes []corev1.Node) {
-	members := s.cluster.Members()
-	var addrs []string
-	for i := range nodes {
-		n := &nodes[i]
-		if n.Name == s.node || members[n.Name] {
-			continue
-		}
-		if a := nodeAddress(n, true); a.IsValid() {
-			addrs = append(addrs, net.JoinHostPort(a.String(), strconv.Itoa(s.port)))
-		} else if a := nodeAddress(n, false); a.IsValid() {
-			addrs = append(addrs, net.JoinHostPort(a.String(), strconv.Itoa(s.port)))
-		}
-	}
-	if len(addrs) == 0 || !s.joining.CompareAndSwap(false, true) {
-		return
-	}
-	go func() {
-		defer s.joining.Store(false)
-		if n, err := s.cluster.Join(addrs); err != nil {
-			s.log.V(1).Info("Some speakers did not answer", "joined", n, "error", err.Error())
-		}
-	}()
-}
-
 func nodeOf(nodes []corev1.Node, name string) *corev1.Node {
 	for i := range nodes {
 		if nodes[i].Name == name {
@@ -298,24 +535,4 @@ func nodeAddress(n *corev1.Node, v4 bool) netip.Addr {
 		}
 	}
 	return netip.Addr{}
-}
-
-// interfaceHolding names the local interface that has addr.
-func interfaceHolding(addr netip.Addr) string {
-	if !addr.IsValid() {
-		return ""
-	}
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return ""
-	}
-	for _, ifi := range ifs {
-		addrs, _ := ifi.Addrs()
-		for _, a := range addrs {
-			if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr() == addr {
-				return ifi.Name
-			}
-		}
-	}
-	return ""
 }

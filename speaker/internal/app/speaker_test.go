@@ -5,28 +5,6 @@ import (
 	"testing"
 )
 
-func TestExcluded(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		patterns []string
-		iface    string
-		want     bool
-	}{
-		{"no patterns", nil, "eth0", false},
-		{"exact name", []string{"eth1"}, "eth1", true},
-		{"other name", []string{"eth1"}, "eth0", false},
-		{"glob", []string{"veth*", "cali*"}, "cali12ab", true},
-		{"glob does not match a prefix of it", []string{"veth*"}, "eth0", false},
-		{"character class", []string{"bond[0-9]"}, "bond3", true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := excluded(tc.patterns, tc.iface); got != tc.want {
-				t.Errorf("excluded(%q, %q) = %v, want %v", tc.patterns, tc.iface, got, tc.want)
-			}
-		})
-	}
-}
-
 func TestParseKey(t *testing.T) {
 	for _, tc := range []struct {
 		name, in string

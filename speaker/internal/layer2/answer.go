@@ -1,8 +1,11 @@
 package layer2
 
 import (
+	"bytes"
 	"net"
 	"net/netip"
+	"sync"
+	"time"
 
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ndp"
@@ -53,4 +56,42 @@ func advertisement(addr netip.Addr, mac net.HardwareAddr) *ndp.NeighborAdvertise
 		TargetAddress: addr,
 		Options:       []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: mac}},
 	}
+}
+
+// naClaim tells whether a neighbour advertisement claims an owned address for another MAC
+// (the MAC in its target link-layer address option), and returns both.
+func naClaim(m ndp.Message, mac net.HardwareAddr, owns func(netip.Addr) bool) (netip.Addr, net.HardwareAddr, bool) {
+	na, ok := m.(*ndp.NeighborAdvertisement)
+	if !ok || !na.TargetAddress.Is6() || !owns(na.TargetAddress) {
+		return netip.Addr{}, nil, false
+	}
+	for _, o := range na.Options {
+		if l, ok := o.(*ndp.LinkLayerAddress); ok && l.Direction == ndp.Target && len(l.Addr) == 6 && !bytes.Equal(l.Addr, mac) {
+			return na.TargetAddress, l.Addr, true
+		}
+	}
+	return netip.Addr{}, nil, false
+}
+
+// limiter lets one event through per interval and counts the ones it held back.
+type limiter struct {
+	every time.Duration
+
+	mu         sync.Mutex
+	last       time.Time
+	suppressed uint64
+}
+
+// allow tells whether to let an event at now through, and how many were held back since the
+// last one let through.
+func (l *limiter) allow(now time.Time) (bool, uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.last.IsZero() && now.Sub(l.last) < l.every {
+		l.suppressed++
+		return false, 0
+	}
+	n := l.suppressed
+	l.last, l.suppressed = now, 0
+	return true, n
 }

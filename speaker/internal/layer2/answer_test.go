@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ethernet"
@@ -108,9 +109,13 @@ func FuzzARPFrame(f *testing.F) {
 	f.Add(pb)
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		p, ok := parseARPFrame(b)
+		f, p, ok := parseARPFrame(b)
 		if !ok {
 			return
+		}
+		_ = classify(f, ourMAC)
+		if claimsOwned(p, ourMAC, ownsVIPs) && (bytes.Equal(p.SenderHardwareAddr, ourMAC) || !ownsVIPs(p.SenderIP)) {
+			t.Fatalf("a claim by our own MAC or for an address not owned: %+v", p)
 		}
 		reply, err := arpReply(p, ourMAC, ownsVIPs)
 		if err != nil || reply == nil {
@@ -137,6 +142,9 @@ func FuzzNDPMessage(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if a, mac, ok := naClaim(m, ourMAC, ownsVIPs); ok && (bytes.Equal(mac, ourMAC) || !ownsVIPs(a)) {
+			t.Fatalf("a claim by our own MAC or for an address not owned: %s %s", a, mac)
+		}
 		na, _ := ndpAnswer(m, netip.MustParseAddr("2001:db8::1"), ourMAC, ownsVIPs)
 		if na == nil {
 			return
@@ -148,4 +156,75 @@ func FuzzNDPMessage(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+func TestClaims(t *testing.T) {
+	other := netip.MustParseAddr("192.0.2.1")
+	for _, tc := range []struct {
+		name string
+		op   arp.Operation
+		mac  net.HardwareAddr
+		ip   netip.Addr
+		want bool
+	}{
+		{"another MAC's gratuitous ARP for an owned address", arp.OperationRequest, theirMAC, vip4, true},
+		{"another MAC's reply for an owned address", arp.OperationReply, theirMAC, vip4, true},
+		{"our own announcement", arp.OperationRequest, ourMAC, vip4, false},
+		{"a request from a host using another address", arp.OperationRequest, theirMAC, other, false},
+		{"a probe (no sender address)", arp.OperationRequest, theirMAC, netip.IPv4Unspecified(), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := arp.NewPacket(tc.op, tc.mac, tc.ip, ethernetBroadcast, vip4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := claimsOwned(p, ourMAC, ownsVIPs); got != tc.want {
+				t.Errorf("claimsOwned = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if a, mac, ok := naClaim(advertisement(vip6, theirMAC), ourMAC, ownsVIPs); !ok || a != vip6 || !bytes.Equal(mac, theirMAC) {
+		t.Errorf("another MAC's advertisement for an owned address: %s %s %v", a, mac, ok)
+	}
+	if _, _, ok := naClaim(advertisement(vip6, ourMAC), ourMAC, ownsVIPs); ok {
+		t.Error("our own advertisement is a claim")
+	}
+	if _, _, ok := naClaim(advertisement(netip.MustParseAddr("2001:db8::99"), theirMAC), ourMAC, ownsVIPs); ok {
+		t.Error("an advertisement for an address not owned is a claim")
+	}
+}
+
+func TestClassify(t *testing.T) {
+	multicast := net.HardwareAddr{0x33, 0x33, 0, 0, 0, 1}
+	for _, tc := range []struct {
+		name     string
+		src, dst net.HardwareAddr
+		want     frameVerdict
+	}{
+		{"broadcast", theirMAC, ethernetBroadcast, frameAnswer},
+		{"to us", theirMAC, ourMAC, frameAnswer},
+		{"multicast", theirMAC, multicast, frameAnswer},
+		{"to another host", theirMAC, net.HardwareAddr{0x02, 0, 0, 0, 0, 0x77}, frameNotOurs},
+		{"our own, going out", ourMAC, theirMAC, frameOwn},
+	} {
+		if got := classify(&ethernet.Frame{Source: tc.src, Destination: tc.dst}, ourMAC); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestLimiter(t *testing.T) {
+	l := limiter{every: 10 * time.Second}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if ok, n := l.allow(t0); !ok || n != 0 {
+		t.Fatalf("first: %v %d", ok, n)
+	}
+	for i := range 5 {
+		if ok, _ := l.allow(t0.Add(time.Duration(i+1) * time.Second)); ok {
+			t.Fatalf("let through %d s after the first", i+1)
+		}
+	}
+	if ok, n := l.allow(t0.Add(11 * time.Second)); !ok || n != 5 {
+		t.Errorf("after the interval: %v, %d held back (want 5)", ok, n)
+	}
 }

@@ -1,6 +1,7 @@
 package layer2
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -21,12 +22,16 @@ import (
 // responder answers on one interface: an AF_PACKET socket for ARP and an ICMPv6 socket for
 // NDP (either may be missing when the interface has no address of that family).
 type responder struct {
-	ifi   *net.Interface
-	arp   *packet.Conn
-	ndp   *ndp.Conn
-	owns  func(netip.Addr) bool
-	stats *Stats
-	log   logr.Logger
+	ifi  *net.Interface
+	arp  *packet.Conn
+	ndp  *ndp.Conn
+	owns func(netip.Addr) bool
+	// conflict hears of another MAC claiming an owned address.
+	conflict func(r *responder, addr netip.Addr, mac net.HardwareAddr)
+	stats    *Stats
+	log      logr.Logger
+	// sendLog keeps a flood of failed sends from becoming a flood of log lines.
+	sendLog limiter
 
 	mu      sync.Mutex
 	groups  map[netip.Addr]int // solicited-node groups joined, by how many owned addresses
@@ -34,7 +39,7 @@ type responder struct {
 	closing atomic.Bool
 }
 
-func openResponder(name string, owns func(netip.Addr) bool, stats *Stats, log logr.Logger) (*responder, error) {
+func openResponder(name string, owns func(netip.Addr) bool, conflict func(*responder, netip.Addr, net.HardwareAddr), stats *Stats, log logr.Logger) (*responder, error) {
 	ifi, err := net.InterfaceByName(name)
 	if err != nil {
 		return nil, err
@@ -42,7 +47,7 @@ func openResponder(name string, owns func(netip.Addr) bool, stats *Stats, log lo
 	if len(ifi.HardwareAddr) != 6 {
 		return nil, fmt.Errorf("interface %s has no Ethernet address", name)
 	}
-	r := &responder{ifi: ifi, owns: owns, stats: stats, log: log.WithValues("interface", name), groups: map[netip.Addr]int{}}
+	r := &responder{ifi: ifi, owns: owns, conflict: conflict, stats: stats, sendLog: limiter{every: 10 * time.Second}, log: log.WithValues("interface", name), groups: map[netip.Addr]int{}}
 	if r.arp, err = packet.Listen(ifi, packet.Raw, int(ethernet.EtherTypeARP), nil); err != nil {
 		return nil, fmt.Errorf("ARP socket on %s: %w", name, err)
 	}
@@ -58,6 +63,7 @@ func openResponder(name string, owns func(netip.Addr) bool, stats *Stats, log lo
 		var f ipv6.ICMPFilter
 		f.SetAll(true)
 		f.Accept(ipv6.ICMPTypeNeighborSolicitation)
+		f.Accept(ipv6.ICMPTypeNeighborAdvertisement) // another node's claims
 		if err := r.ndp.SetICMPFilter(&f); err != nil {
 			r.close()
 			return nil, err
@@ -84,16 +90,44 @@ func (r *responder) close() {
 }
 
 // parseARPFrame reads an Ethernet frame carrying ARP.
-func parseARPFrame(b []byte) (*arp.Packet, bool) {
+func parseARPFrame(b []byte) (*ethernet.Frame, *arp.Packet, bool) {
 	var f ethernet.Frame
 	if err := f.UnmarshalBinary(b); err != nil || f.EtherType != ethernet.EtherTypeARP {
-		return nil, false
+		return nil, nil, false
 	}
 	var p arp.Packet
 	if err := p.UnmarshalBinary(f.Payload); err != nil {
-		return nil, false
+		return nil, nil, false
 	}
-	return &p, true
+	return &f, &p, true
+}
+
+// frameVerdict is what the responder does with a received ARP frame.
+type frameVerdict int
+
+const (
+	frameAnswer  frameVerdict = iota // for us: answer requests, watch claims
+	frameOwn                         // our own frame seen going out: ignored
+	frameNotOurs                     // unicast to another host (a promiscuous interface): dropped and counted
+)
+
+// classify tells our own frames and frames for other hosts from the ones to handle: sent
+// to our MAC, to broadcast or to a multicast group.
+func classify(f *ethernet.Frame, mac net.HardwareAddr) frameVerdict {
+	switch {
+	case bytes.Equal(f.Source, mac):
+		return frameOwn
+	case bytes.Equal(f.Destination, mac) || f.Destination[0]&1 == 1: // broadcast is multicast too
+		return frameAnswer
+	default:
+		return frameNotOurs
+	}
+}
+
+// claimsOwned tells whether an ARP packet claims an owned address for another MAC: its
+// sender is the address (a reply, a gratuitous ARP, a request from a host using it).
+func claimsOwned(p *arp.Packet, mac net.HardwareAddr, owns func(netip.Addr) bool) bool {
+	return p.SenderIP.Is4() && !p.SenderIP.IsUnspecified() && !bytes.Equal(p.SenderHardwareAddr, mac) && owns(p.SenderIP)
 }
 
 func (r *responder) serveARP() {
@@ -107,10 +141,21 @@ func (r *responder) serveARP() {
 			}
 			continue
 		}
-		p, ok := parseARPFrame(buf[:n])
+		f, p, ok := parseARPFrame(buf[:n])
 		if !ok {
 			r.stats.Dropped.Add(1)
 			continue
+		}
+		switch classify(f, r.ifi.HardwareAddr) {
+		case frameOwn:
+			continue
+		case frameNotOurs:
+			r.stats.NotForUs.Add(1)
+			continue
+		case frameAnswer:
+		}
+		if claimsOwned(p, r.ifi.HardwareAddr, r.owns) {
+			r.conflict(r, p.SenderIP, p.SenderHardwareAddr)
 		}
 		reply, err := arpReply(p, r.ifi.HardwareAddr, r.owns)
 		if reply == nil || err != nil {
@@ -122,10 +167,19 @@ func (r *responder) serveARP() {
 			dst = a.HardwareAddr // answer the frame's sender, whatever the packet says
 		}
 		if err := r.sendARP(reply, dst); err != nil {
-			r.log.Error(err, "Cannot send ARP reply", "ip", p.TargetIP.String())
+			r.sendFailed(err, "Cannot send an ARP reply", p.TargetIP)
 			continue
 		}
 		r.stats.ARPReplies.Add(1)
+	}
+}
+
+// sendFailed counts a failed send and logs it, at most once per interval with the number
+// of failures not logged since.
+func (r *responder) sendFailed(err error, msg string, addr netip.Addr) {
+	r.stats.SendErrors.Add(1)
+	if ok, suppressed := r.sendLog.allow(time.Now()); ok {
+		r.log.Error(err, msg, "ip", addr.String(), "notLoggedSinceLast", suppressed)
 	}
 }
 
@@ -157,13 +211,17 @@ func (r *responder) serveNDP() {
 			}
 			continue
 		}
+		if addr, mac, ok := naClaim(m, r.ifi.HardwareAddr, r.owns); ok {
+			r.conflict(r, addr, mac)
+			continue
+		}
 		na, dst := ndpAnswer(m, src, r.ifi.HardwareAddr, r.owns)
 		if na == nil {
 			continue
 		}
 		r.stats.NDPSolicitations.Add(1)
 		if err := r.ndp.WriteTo(na, nil, dst); err != nil {
-			r.log.Error(err, "Cannot send neighbour advertisement", "ip", na.TargetAddress.String())
+			r.sendFailed(err, "Cannot send a neighbour advertisement", na.TargetAddress)
 			continue
 		}
 		r.stats.NDPAdvertisements.Add(1)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -64,7 +65,7 @@ func upLab(t *testing.T) *lab.Lab {
 // announcerOn starts an announcer inside a node's namespace.
 func announcerOn(t *testing.T, n *lab.Node) (*layer2.Announcer, func(map[netip.Addr][]string)) {
 	t.Helper()
-	a := layer2.New(testr.New(t))
+	a := layer2.New(testr.New(t), nil)
 	t.Cleanup(a.Close)
 	apply := func(want map[netip.Addr][]string) {
 		t.Helper()
@@ -196,6 +197,99 @@ func TestReannounceCorrectsAStaleNeighbour(t *testing.T) {
 	eventually(t, "a new burst counted", func(context.Context) error {
 		if a1.Stats.Gratuitous.Load() <= sent {
 			return fmt.Errorf("%d gratuitous packets, as before", a1.Stats.Gratuitous.Load())
+		}
+		return nil
+	})
+}
+
+// Another MAC claiming an owned address (a split cluster, a device configured by hand) is
+// heard, reported with its MAC and defended with one announcement, RFC 5227 style.
+func TestConflictDetectedAndDefended(t *testing.T) {
+	l := upLab(t)
+	n1, n2 := l.Nodes[0], l.Nodes[1]
+	heard := make(chan layer2.Conflict, 64)
+	a1 := layer2.New(testr.New(t), func(c layer2.Conflict) {
+		select {
+		case heard <- c:
+		default:
+		}
+	})
+	t.Cleanup(a1.Close)
+	both := map[netip.Addr][]string{vip4: {"eth0"}, vip6: {"eth0"}}
+	if err := lab.InNetns(n1.Netns, func() error { return a1.Apply(both) }); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond) // node-1's own burst is over
+	_, apply2 := announcerOn(t, n2)
+	apply2(both)
+	got := map[netip.Addr]layer2.Conflict{}
+	timeout := time.After(30 * time.Second)
+	for len(got) < 2 {
+		select {
+		case c := <-heard:
+			if _, seen := got[c.Addr]; !seen {
+				got[c.Addr] = c
+			}
+		case <-timeout:
+			t.Fatalf("conflicts heard: %+v; want both addresses claimed by node-2", got)
+		}
+	}
+	for _, vip := range []netip.Addr{vip4, vip6} {
+		c := got[vip]
+		if c.MAC.String() != n2.MAC || c.Interface != "eth0" || !c.Defended {
+			t.Errorf("%s: %+v, want node-2's %s on eth0, defended", vip, c, n2.MAC)
+		}
+	}
+	if n, d := a1.Stats.Conflicts.Load(), a1.Stats.Defences.Load(); n < 2 || d < 2 {
+		t.Errorf("%d conflicting claims and %d defences counted", n, d)
+	}
+	// node-2's burst goes on; node-1 defends each address once per interval, not each claim.
+	time.Sleep(2500 * time.Millisecond)
+	if d := a1.Stats.Defences.Load(); d != 2 {
+		t.Errorf("%d defences within one defence interval, want 2 (one per address)", d)
+	}
+}
+
+// A responder follows its interface: after a MAC change, the next Apply reopens it and
+// announces the address again from the new MAC, and the router follows.
+func TestResponderFollowsAChangedMAC(t *testing.T) {
+	l := upLab(t)
+	n1 := l.Nodes[0]
+	_, apply1 := announcerOn(t, n1)
+	one := map[netip.Addr][]string{vip4: {"eth0"}}
+	apply1(one)
+	eventually(t, "the router resolves the address to node-1", func(ctx context.Context) error {
+		if _, err := lab.Get(ctx, l.ClientNetns, lab.URL(vip4, 80), time.Second); err != nil {
+			return err
+		}
+		if got := neighbourMAC(ctx, l, vip4); got != n1.MAC {
+			return fmt.Errorf("at %q", got)
+		}
+		return nil
+	})
+	const newMAC = "02:00:00:00:04:99"
+	setMAC := func(mac string) error {
+		out, err := exec.Command("ip", "-n", n1.Netns, "link", "set", "dev", "eth0", "address", mac).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, out)
+		}
+		return nil
+	}
+	if err := setMAC(newMAC); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := setMAC(n1.MAC); err != nil {
+			t.Error(err)
+		}
+	})
+	apply1(one)
+	eventually(t, "the router moves to the new MAC", func(ctx context.Context) error {
+		if got := neighbourMAC(ctx, l, vip4); got != newMAC {
+			return fmt.Errorf("at %q", got)
+		}
+		if _, err := lab.Get(ctx, l.ClientNetns, lab.URL(vip4, 80), time.Second); err != nil {
+			return err
 		}
 		return nil
 	})

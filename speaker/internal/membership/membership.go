@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -69,6 +70,9 @@ type Cluster struct {
 	// joined turns true the first time another member is seen alive, and stays true.
 	joined bool
 }
+
+// MetaMaxSize is the most metadata a member can publish.
+const MetaMaxSize = memberlist.MetaMaxSize
 
 // Start runs a member alone; Join brings in the others.
 func Start(cfg Config) (*Cluster, error) {
@@ -150,7 +154,8 @@ func (c *Cluster) Joined() bool {
 }
 
 // SetMeta publishes this member's metadata (at most memberlist.MetaMaxSize bytes) to the
-// others, waiting up to timeout for the update to go out.
+// others, waiting up to timeout (which must be positive) for the update to be broadcast;
+// when that takes longer, it still goes out with the next gossip.
 func (c *Cluster) SetMeta(b []byte, timeout time.Duration) error {
 	if len(b) > memberlist.MetaMaxSize {
 		return fmt.Errorf("metadata of %d bytes exceeds %d", len(b), memberlist.MetaMaxSize)
@@ -162,7 +167,10 @@ func (c *Cluster) SetMeta(b []byte, timeout time.Duration) error {
 	}
 	c.mine = bytes.Clone(b)
 	c.mu.Unlock()
-	return c.ml.UpdateNode(timeout)
+	if err := c.ml.UpdateNode(max(timeout, time.Millisecond)); err != nil && !strings.Contains(err.Error(), "timeout") {
+		return err
+	}
+	return nil
 }
 
 // Meta returns the metadata of each live member.

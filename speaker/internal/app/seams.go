@@ -1,0 +1,53 @@
+package app
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/vipcast/vipcast/internal/planner"
+	"github.com/vipcast/vipcast/speaker/internal/host"
+)
+
+// The speaker's parts, as the plan loop uses them: real ones in Run, fakes in unit tests.
+
+// l2Applier owns addresses on interfaces (layer2.Announcer).
+type l2Applier interface {
+	// Apply makes want (address → interfaces) the owned set.
+	Apply(want map[netip.Addr][]string) error
+	// Reannounce sends the gratuitous burst again for everything owned.
+	Reannounce()
+	// Close stops answering for everything.
+	Close()
+}
+
+// bgpApplier runs the node's BGP sessions and routes (bgpSide).
+type bgpApplier interface {
+	sync(ctx context.Context, w planner.Objects, in planner.Input, self *corev1.Node) bgpResult
+	stop(ctx context.Context)
+}
+
+// cluster is the speakers' membership (membership.Cluster).
+type cluster interface {
+	// Members are the live members' names, this one's included.
+	Members() map[string]bool
+	// Meta is each live member's metadata.
+	Meta() map[string][]byte
+	// Joined tells whether another member was ever seen alive.
+	Joined() bool
+	// Join contacts peers (host:port) and returns how many answered.
+	Join(addrs []string) (int, error)
+	// SetMeta publishes this member's metadata.
+	SetMeta(b []byte, timeout time.Duration) error
+	// Changes receives a value after every change of the members or their metadata.
+	Changes() <-chan struct{}
+	Leave(timeout time.Duration) error
+	Shutdown() error
+}
+
+// hostLinks are the interfaces this node can answer on (host.Host).
+type hostLinks interface {
+	Links() ([]host.Link, error)
+}
