@@ -1,0 +1,329 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/internal/planner"
+	"github.com/vipcast/vipcast/speaker/internal/host"
+	"github.com/vipcast/vipcast/speaker/internal/layer2"
+)
+
+// Fakes of the speaker's parts: the plan loop is tested without sockets or memberlist.
+
+type fakeCluster struct {
+	mu      sync.Mutex
+	members map[string]bool
+	meta    map[string][]byte
+	joined  bool
+	changes chan struct{}
+}
+
+func (c *fakeCluster) Members() map[string]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.members)
+}
+func (c *fakeCluster) Meta() map[string][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.meta)
+}
+func (c *fakeCluster) Joined() bool                        { return c.joined }
+func (c *fakeCluster) Join([]string) (int, error)          { return 0, errors.New("nobody answers") }
+func (c *fakeCluster) Changes() <-chan struct{}            { return c.changes }
+func (c *fakeCluster) Leave(time.Duration) error           { return nil }
+func (c *fakeCluster) Shutdown() error                     { return nil }
+func (c *fakeCluster) SetMeta([]byte, time.Duration) error { return nil }
+
+type fakeL2 struct {
+	want        map[netip.Addr][]string
+	err         error
+	reannounced int
+}
+
+func (f *fakeL2) Apply(want map[netip.Addr][]string) error { f.want = want; return f.err }
+func (f *fakeL2) Reannounce()                              { f.reannounced++ }
+func (f *fakeL2) Close()                                   {}
+
+type fakeBGP struct{}
+
+func (fakeBGP) sync(context.Context, planner.Objects, planner.Input, *corev1.Node) bgpResult {
+	return bgpResult{}
+}
+func (fakeBGP) stop(context.Context) {}
+
+type fakeHost struct{ links []host.Link }
+
+func (h *fakeHost) Links() ([]host.Link, error) { return h.links, nil }
+
+var (
+	vip     = netip.MustParseAddr("192.0.2.240")
+	macA    = net.HardwareAddr{2, 0, 0, 0, 0, 0xa}
+	macB    = net.HardwareAddr{2, 0, 0, 0, 0, 0xb}
+	lanA    = host.Link{Name: "eth0", MAC: macA, Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}
+	clockT0 = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+)
+
+func node(name, ip string) *corev1.Node {
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}}}}
+}
+
+type harness struct {
+	s       *speaker
+	cluster *fakeCluster
+	l2      *fakeL2
+	rec     *events.FakeRecorder
+	c       client.Client
+	now     time.Time
+}
+
+// newHarness is the speaker of node a beside node b, with one Service holding vip and an
+// L2Advertisement for everything.
+func newHarness(t *testing.T, fail bool, objs ...client.Object) *harness {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := errors.Join(clientgoscheme.AddToScheme(scheme), v1alpha1.AddToScheme(scheme)); err != nil {
+		t.Fatal(err)
+	}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer},
+		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: vip.String()}}}}}
+	objs = append(objs, node("a", "192.0.2.11"), node("b", "192.0.2.12"), svc, &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "all"}})
+	b := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithStatusSubresource(&v1alpha1.SpeakerStatus{}, &corev1.Service{})
+	if fail {
+		b = b.WithInterceptorFuncs(interceptor.Funcs{List: func(ctx context.Context, c client.WithWatch, l client.ObjectList, o ...client.ListOption) error {
+			if _, ok := l.(*corev1.ServiceList); ok {
+				return errors.New("the API server is gone")
+			}
+			return c.List(ctx, l, o...)
+		}})
+	}
+	c := b.Build()
+	h := &harness{cluster: &fakeCluster{members: map[string]bool{"a": true}, meta: map[string][]byte{}, changes: make(chan struct{}, 1)},
+		l2: &fakeL2{}, rec: events.NewFakeRecorder(100), c: c, now: clockT0}
+	log := testr.New(t)
+	h.s = &speaker{node: "a", port: 7946, client: c, reader: c, cluster: h.cluster, ann: h.l2, host: &fakeHost{links: []host.Link{lanA}},
+		recorder: h.rec, log: log, resync: time.Minute, leave: time.Second, joinTimeout: 10 * time.Second, handover: time.Second,
+		now: func() time.Time { return h.now }, bgp: fakeBGP{}, trigger: make(chan struct{}, 1), started: clockT0,
+		pending: map[netip.Addr]time.Time{}, m: testMetrics(), status: &statusWriter{node: "a", client: c, reader: c, log: log}}
+	h.s.conflicts = newConflictLog(h.s.poke)
+	t.Cleanup(func() {
+		if h.s.wake != nil {
+			h.s.wake.Stop()
+		}
+	})
+	return h
+}
+
+func testMetrics() *metrics {
+	return &metrics{announced: prometheus.NewGauge(prometheus.GaugeOpts{Name: "a"}), members: prometheus.NewGauge(prometheus.GaugeOpts{Name: "m"}),
+		takeovers: prometheus.NewCounter(prometheus.CounterOpts{Name: "t"}), bgpAnnounced: prometheus.NewGauge(prometheus.GaugeOpts{Name: "b"}),
+		sessionUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "s"}, []string{"peer"}), bfdUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "f"}, []string{"peer"}),
+		advertised: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "d"}, []string{"peer"}),
+		conflicts:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "c"}, []string{"claimant"})}
+}
+
+func (h *harness) condition(t *testing.T, typ string) *metav1.Condition {
+	t.Helper()
+	var st v1alpha1.SpeakerStatus
+	if err := h.c.Get(t.Context(), client.ObjectKey{Name: "a"}, &st); err != nil {
+		t.Fatal(err)
+	}
+	return meta.FindStatusCondition(st.Status.Conditions, typ)
+}
+
+func (h *harness) events() []string {
+	var out []string
+	for len(h.rec.Events) > 0 {
+		out = append(out, <-h.rec.Events)
+	}
+	return out
+}
+
+func reported(name string) *v1alpha1.SpeakerStatus {
+	return &v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: v1alpha1.SpeakerReport{Members: []string{name}}}
+}
+
+func TestJoinBeforeClaim(t *testing.T) {
+	// b's speaker has reported in: a waits to join it, however long that takes.
+	h := newHarness(t, false, reported("b"))
+	h.s.sync(t.Context())
+	h.now = clockT0.Add(time.Hour)
+	h.s.sync(t.Context())
+	if len(h.l2.want) != 0 {
+		t.Errorf("a speaker that has not joined claims %v", h.l2.want)
+	}
+	if c := h.condition(t, ConditionReady); c == nil || c.Status != metav1.ConditionFalse || c.Reason != ReasonJoining || !strings.Contains(c.Message, "b") {
+		t.Errorf("Ready: %+v", c)
+	}
+	// Joined: a alone now (b died since), it claims at once.
+	h.cluster.joined = true
+	h.s.sync(t.Context())
+	if len(h.l2.want[vip]) != 1 || h.l2.want[vip][0] != "eth0" {
+		t.Errorf("after joining: %v", h.l2.want)
+	}
+	if c := h.condition(t, ConditionReady); c.Status != metav1.ConditionTrue || c.Reason != ReasonApplied {
+		t.Errorf("Ready: %+v", c)
+	}
+}
+
+func TestAloneAfterTheJoinTimeout(t *testing.T) {
+	// Another Node, but no speaker reported from it (or one that stopped gracefully).
+	stopped := reported("b")
+	stopped.Status.Members = nil
+	h := newHarness(t, false, stopped)
+	h.s.sync(t.Context())
+	if len(h.l2.want) != 0 {
+		t.Errorf("claimed %v before the join timeout", h.l2.want)
+	}
+	h.now = clockT0.Add(11 * time.Second)
+	h.s.sync(t.Context())
+	if len(h.l2.want) != 1 {
+		t.Errorf("claimed %v after the join timeout, alone", h.l2.want)
+	}
+	if c := h.condition(t, ConditionReady); c.Status != metav1.ConditionTrue || c.Reason != ReasonAlone {
+		t.Errorf("Ready: %+v", c)
+	}
+}
+
+func TestNodeDownDoesNotHoldBack(t *testing.T) {
+	b := reported("b")
+	h := newHarness(t, false, b)
+	var n corev1.Node
+	if err := h.c.Get(t.Context(), client.ObjectKey{Name: "b"}, &n); err != nil {
+		t.Fatal(err)
+	}
+	n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionUnknown}}
+	if err := h.c.Status().Update(t.Context(), &n); err != nil {
+		t.Fatal(err)
+	}
+	h.now = clockT0.Add(11 * time.Second)
+	h.s.sync(t.Context())
+	if len(h.l2.want) != 1 {
+		t.Errorf("b's node is down, so a is alone after the timeout; claimed %v", h.l2.want)
+	}
+}
+
+func TestHandoverWaitsForTheLiveOwner(t *testing.T) {
+	h := newHarness(t, false, reported("b"))
+	h.cluster.joined = true
+	h.cluster.members["b"] = true
+	// b publishes no interface: a is the only node that can answer.
+	h.cluster.meta["b"] = host.Encode(nil, 512)
+	h.s.sync(t.Context())
+	if len(h.l2.want) != 0 {
+		t.Errorf("the first plan after joining claims %v at once; b may still answer", h.l2.want)
+	}
+	h.now = clockT0.Add(time.Second)
+	h.s.sync(t.Context())
+	if len(h.l2.want) != 1 {
+		t.Errorf("after the handover delay: %v", h.l2.want)
+	}
+	// b leaves and comes back; a keeps what it owns, with a new burst.
+	h.cluster.members = map[string]bool{"a": true}
+	h.s.sync(t.Context())
+	h.cluster.members["b"] = true
+	h.s.sync(t.Context())
+	if len(h.l2.want) != 1 || h.l2.reannounced != 2 {
+		t.Errorf("owned %v, re-announced %d times (want 2: a leave and a return)", h.l2.want, h.l2.reannounced)
+	}
+}
+
+func TestFailoverDoesNotWait(t *testing.T) {
+	h := newHarness(t, false, reported("b"))
+	h.cluster.joined = true
+	h.cluster.members["b"] = true
+	h.cluster.meta["b"] = host.Encode([]host.Link{{Name: "eth0", MAC: macB, Prefixes: lanA.Prefixes}}, 512)
+	// a has no interface yet: b owns the address.
+	h.s.host.(*fakeHost).links = nil
+	h.s.sync(t.Context())
+	if h.s.lastOwner[vip] != "b" || len(h.l2.want) != 0 {
+		t.Fatalf("owner %q, a claims %v", h.s.lastOwner[vip], h.l2.want)
+	}
+	// b dies and a's interface comes up: a takes over at once.
+	delete(h.cluster.members, "b")
+	h.s.host.(*fakeHost).links = []host.Link{lanA}
+	h.s.sync(t.Context())
+	if len(h.l2.want) != 1 {
+		t.Errorf("fail-over from a dead owner waited: %v", h.l2.want)
+	}
+}
+
+func TestConflictReported(t *testing.T) {
+	h := newHarness(t, false)
+	h.cluster.joined = true
+	h.cluster.meta["b"] = host.Encode([]host.Link{{Name: "eth0", MAC: macB}}, 512)
+	h.cluster.members["b"] = true
+	h.s.sync(t.Context())
+	h.now = clockT0.Add(time.Second)
+	h.s.sync(t.Context())
+	if len(h.l2.want) != 1 {
+		t.Fatalf("a should own %s (b has no prefix for it): %v", vip, h.l2.want)
+	}
+	h.events()
+	// b partitioned away claims the address too; then a device that is no speaker.
+	delete(h.cluster.members, "b")
+	h.s.conflicts.add(layer2.Conflict{Addr: vip, MAC: macB, Interface: "eth0", At: h.now})
+	h.s.sync(t.Context())
+	evs := h.events()
+	if len(evs) != 1 || !strings.Contains(evs[0], ReasonAddressConflict) || !strings.Contains(evs[0], "the speaker on b") {
+		t.Errorf("events %q", evs)
+	}
+	if c := h.condition(t, ConditionConflict); c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, macB.String()) {
+		t.Errorf("Conflict: %+v", c)
+	}
+	foreign := net.HardwareAddr{2, 0, 0, 0, 0, 0xee}
+	h.s.conflicts.add(layer2.Conflict{Addr: vip, MAC: foreign, Interface: "eth0", At: h.now})
+	h.s.sync(t.Context())
+	if evs := h.events(); len(evs) != 1 || !strings.Contains(evs[0], "no speaker") {
+		t.Errorf("events %q", evs)
+	}
+	// The same claimant again: no new Event. Then quiet for the hold: the condition clears.
+	h.s.conflicts.add(layer2.Conflict{Addr: vip, MAC: foreign, Interface: "eth0", At: h.now})
+	h.s.sync(t.Context())
+	if evs := h.events(); len(evs) != 0 {
+		t.Errorf("a repeated claim wrote %q", evs)
+	}
+	h.now = h.now.Add(conflictHold + time.Second)
+	h.s.sync(t.Context())
+	if c := h.condition(t, ConditionConflict); c.Status != metav1.ConditionFalse {
+		t.Errorf("Conflict after the hold: %+v", c)
+	}
+}
+
+func TestSyncFailureIsNotReady(t *testing.T) {
+	h := newHarness(t, true)
+	h.s.sync(t.Context())
+	if c := h.condition(t, ConditionReady); c == nil || c.Status != metav1.ConditionFalse || c.Reason != ReasonSyncFailed || !strings.Contains(c.Message, "the API server is gone") {
+		t.Errorf("Ready: %+v", c)
+	}
+	// An apply failure is not Ready either.
+	h = newHarness(t, false)
+	h.cluster.joined = true
+	h.l2.err = errors.New("interface eth0 has no Ethernet address")
+	h.s.sync(t.Context())
+	if c := h.condition(t, ConditionReady); c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "no Ethernet address") {
+		t.Errorf("Ready: %+v", c)
+	}
+}
