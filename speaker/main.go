@@ -42,6 +42,7 @@ func main() {
 		return nil
 	})
 	flag.DurationVar(&o.JoinTimeout, "join-timeout", 10*time.Second, "how long a starting speaker that finds no other speaker waits for one before announcing alone")
+	flag.DurationVar(&o.RestartHold, "restart-hold", 10*time.Second, "how long the other speakers keep this node's addresses when its speaker stops for a restart (0, or a cordoned or not-ready node: they take them over at once)")
 	flag.DurationVar(&o.Handover, "handover-delay", time.Second, "how long to wait before answering for an address another live speaker held (0: at once)")
 	flag.Float64Var(&o.EventsQPS, "events-qps", 20, "Events written per second at most; up to 2,000 wait, more are dropped and counted")
 	zopts := zap.Options{}

@@ -61,6 +61,9 @@ type Options struct {
 	// JoinTimeout is how long a starting speaker that finds no other speaker waits for one
 	// before announcing alone (with other speakers reported in, it waits until it joins).
 	JoinTimeout time.Duration
+	// RestartHold is how long the others keep this node's addresses while its speaker
+	// restarts (0: they take them over at once).
+	RestartHold time.Duration
 	// Handover is how long a speaker waits before answering for an address a live speaker
 	// held, so that one has stopped answering first.
 	Handover time.Duration
@@ -129,7 +132,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	}
 	sp := &speaker{
 		node: o.Node, lbClass: o.LBClass, port: o.Port, client: mgr.GetClient(), reader: mgr.GetAPIReader(), cluster: cluster, ann: ann, host: links,
-		recorder: recorder, log: log, resync: o.Resync, leave: o.Leave, joinTimeout: o.JoinTimeout, handover: o.Handover, now: time.Now,
+		recorder: recorder, log: log, resync: o.Resync, leave: o.Leave, joinTimeout: o.JoinTimeout, handover: o.Handover, restartHold: o.RestartHold, now: time.Now,
 		trigger: make(chan struct{}, 1), m: m, started: time.Now(), pending: map[netip.Addr]time.Time{},
 		status: &statusWriter{node: o.Node, client: mgr.GetClient(), reader: mgr.GetAPIReader(), log: log},
 	}

@@ -35,6 +35,8 @@ type cluster interface {
 	Members() map[string]bool
 	// Meta is each live member's metadata.
 	Meta() map[string][]byte
+	// Departed is the last metadata of each member that left or died and has not returned.
+	Departed() map[string][]byte
 	// Joined tells whether another member was ever seen alive.
 	Joined() bool
 	// Join contacts peers (host:port) and returns how many answered.

@@ -22,7 +22,6 @@ import (
 	"github.com/vipcast/vipcast/api/v1alpha1"
 	"github.com/vipcast/vipcast/internal/planner"
 	"github.com/vipcast/vipcast/speaker/internal/host"
-	"github.com/vipcast/vipcast/speaker/internal/membership"
 )
 
 // Event reasons the speaker writes on Services.
@@ -70,6 +69,9 @@ type speaker struct {
 	// speaker held, so that one has stopped first.
 	joinTimeout time.Duration
 	handover    time.Duration
+	// restartHold is how long the others keep this node's addresses when its speaker stops
+	// for a restart (0: they take them over at once).
+	restartHold time.Duration
 	now         func() time.Time
 
 	bgp     bgpApplier
@@ -90,8 +92,12 @@ type speaker struct {
 	peers atomic.Pointer[[]string]
 	// macs maps every MAC a speaker published to its node, kept after it leaves (a
 	// partitioned speaker is still a speaker).
-	macs      map[string]string
-	links     []host.Link
+	macs  map[string]string
+	links []host.Link
+	// holds are the speakers that stopped for a restart and until when they keep their
+	// addresses (kept, expired, until they return).
+	holds     map[string]time.Time
+	holding   time.Duration // the hold this speaker publishes
 	conflicts *conflictLog
 	status    *statusWriter
 	m         *metrics
@@ -181,12 +187,22 @@ func (s *speaker) joinLoop(ctx context.Context) {
 	}
 }
 
-// stop is the graceful exit: stop answering first, then leave, so the others take over
-// (and announce) only once this node is silent: no moment with two answers. Traffic sent to
-// this node's MAC meanwhile is still forwarded. Then withdraw the BGP routes and wait until
-// the routers were sent the withdrawals (unless graceful restart keeps them), then go.
+// stop is the graceful exit. For a restart (a DaemonSet update, the common case) the node
+// keeps its addresses: the speaker tells the others to hold them for restartHold, stops
+// answering and leaves; the node goes on forwarding what its neighbours send it, and the
+// restarted speaker takes its addresses up again. No address moves, so no connection in
+// flight is cut. When the node is going away (cordoned, not ready, excluded, deleted) the
+// others take over at once instead: this speaker stops answering first, then leaves, so
+// they announce only once it is silent. Then the BGP routes are withdrawn (unless graceful
+// restart keeps them) and the status emptied.
 func (s *speaker) stop() {
 	start := time.Now()
+	hold := s.holdOnStop()
+	if hold > 0 {
+		s.holding = hold
+		s.publishLinks() // with the hold, before leaving
+		s.log.Info("Stopping for a restart; the other speakers keep this node's addresses meanwhile", "hold", hold.String())
+	}
 	s.ann.Close()
 	if err := s.cluster.Leave(s.leave); err != nil {
 		s.log.Error(err, "Leaving the cluster failed")
@@ -200,6 +216,64 @@ func (s *speaker) stop() {
 	s.log.Info("Stopped", "took", time.Since(start).String())
 }
 
+// holdOnStop is the restart hold to ask for: none when holds are off, when no other speaker
+// would keep anything, or when the node is going away (cordoned, Ready not True, excluded
+// from load balancers, being deleted), so its addresses move at once.
+func (s *speaker) holdOnStop() time.Duration {
+	if s.restartHold <= 0 || len(s.members) < 2 {
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var n corev1.Node
+	if err := s.client.Get(ctx, client.ObjectKey{Name: s.node}, &n); err != nil {
+		s.log.Error(err, "Reading this node failed; handing its addresses over")
+		return 0
+	}
+	_, excluded := n.Labels[planner.LabelExcludeFromLB]
+	if n.Spec.Unschedulable || nodeDown(&n) || excluded || n.DeletionTimestamp != nil {
+		s.log.Info("The node is going away; handing its addresses over")
+		return 0
+	}
+	return s.restartHold
+}
+
+// planMembers are the live members and the speakers held for a restart. A held speaker
+// keeps winning its addresses, so nobody takes them over, until it returns or its hold
+// ends.
+func (s *speaker) planMembers(live map[string]bool, now time.Time) map[string]bool {
+	if s.holds == nil {
+		s.holds = map[string]time.Time{}
+	}
+	departed := s.cluster.Departed()
+	for name := range s.holds {
+		if _, gone := departed[name]; !gone || live[name] {
+			delete(s.holds, name)
+		}
+	}
+	out := maps.Clone(live)
+	for name, b := range departed {
+		if live[name] {
+			continue
+		}
+		until, seen := s.holds[name]
+		if !seen {
+			m := decodeMeta(b)
+			if m.hold <= 0 {
+				continue
+			}
+			until = now.Add(m.hold)
+			s.holds[name] = until
+			s.log.Info("A speaker stopped for a restart; keeping its addresses", "node", name, "until", until.Format(time.RFC3339Nano))
+		}
+		if now.Before(until) {
+			out[name] = true
+			s.wakeAt(until)
+		}
+	}
+	return out
+}
+
 // sync makes one plan and applies it.
 func (s *speaker) sync(ctx context.Context) {
 	now := s.now()
@@ -210,9 +284,11 @@ func (s *speaker) sync(ctx context.Context) {
 		s.status.write(ctx, s.failed("reading the cluster state: "+err.Error()))
 		return
 	}
+	live := w.Members
+	w.Members = s.planMembers(live, now)
 	w.Links = s.memberLinks(w.Members)
-	s.learnMACs(w.Members)
-	s.peers.Store(ptr(s.peerAddrs(w.Nodes, w.Members)))
+	s.learnMACs()
+	s.peers.Store(ptr(s.peerAddrs(w.Nodes, live)))
 	ready := s.gate(ctx, w, now)
 	in := w.Input()
 	mine := map[annKey]announcement{}
@@ -234,11 +310,11 @@ func (s *speaker) sync(ctx context.Context) {
 		s.log.Error(err, "Applying the layer-2 plan failed")
 		failures = append(failures, "applying the layer-2 plan: "+err.Error())
 	}
-	if membersChanged(s.members, w.Members) {
+	if membersChanged(s.members, live) {
 		if s.members != nil {
 			s.ann.Reannounce()
 		}
-		s.members = maps.Clone(w.Members)
+		s.members = maps.Clone(live)
 	}
 	self := nodeOf(w.Nodes, s.node)
 	b := s.bgp.sync(ctx, w, in, self)
@@ -248,11 +324,11 @@ func (s *speaker) sync(ctx context.Context) {
 	s.events(w.Services, mine)
 	conflicts := s.reportConflicts(w.Services, mine, now)
 	s.owned = mine
-	s.m.observe(len(want), len(w.Members), b)
+	s.m.observe(len(want), len(live), b)
 	if len(failures) > 0 && ready.Status == metav1.ConditionTrue {
 		ready = s.failed(strings.Join(failures, "; ")).ready
 	}
-	s.status.write(ctx, report{mine: mine, sessions: sessionStatuses(b.sessions), members: w.Members, links: s.links, conflicts: conflicts, ready: ready})
+	s.status.write(ctx, report{mine: mine, sessions: sessionStatuses(b.sessions), members: live, links: s.links, conflicts: conflicts, ready: ready})
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -287,27 +363,38 @@ func (s *speaker) refreshLinks() {
 		return
 	}
 	s.links = links
-	b := host.Encode(links, membership.MetaMaxSize)
-	if err := s.cluster.SetMeta(b, 100*time.Millisecond); err != nil {
+	s.publishLinks()
+}
+
+// publishLinks puts this node's links and restart hold in its memberlist metadata.
+func (s *speaker) publishLinks() {
+	if err := s.cluster.SetMeta(encodeMeta(s.holding, s.links), 500*time.Millisecond); err != nil {
 		s.log.Error(err, "Publishing the interfaces failed")
 	}
 }
 
 // memberLinks are the interfaces each member can answer on: this node's as just read, the
-// others' from their metadata. A member whose metadata is missing, unreadable or truncated
-// is left out (not restricted) rather than taken to have none.
+// others' from their metadata (a held speaker's from its last). A member whose metadata is
+// missing, unreadable or truncated is left out (not restricted) rather than taken to have
+// none.
 func (s *speaker) memberLinks(members map[string]bool) map[string][]planner.Link {
 	out := map[string][]planner.Link{s.node: plannerLinks(s.links)}
-	for name, b := range s.cluster.Meta() {
-		if name == s.node || !members[name] || len(b) == 0 {
+	for name, b := range s.allMeta() {
+		if name == s.node || !members[name] {
 			continue
 		}
-		links, truncated, err := host.Decode(b)
-		if err != nil || truncated {
-			continue
+		if m := decodeMeta(b); m.complete {
+			out[name] = plannerLinks(m.links)
 		}
-		out[name] = plannerLinks(links)
 	}
+	return out
+}
+
+// allMeta is the metadata of every member, live or departed (the live one wins).
+func (s *speaker) allMeta() map[string][]byte {
+	out := map[string][]byte{}
+	maps.Copy(out, s.cluster.Departed())
+	maps.Copy(out, s.cluster.Meta())
 	return out
 }
 
@@ -319,23 +406,16 @@ func plannerLinks(links []host.Link) []planner.Link {
 	return out
 }
 
-// learnMACs remembers the MAC of every interface a member published.
-func (s *speaker) learnMACs(members map[string]bool) {
+// learnMACs remembers the MAC of every interface a speaker published.
+func (s *speaker) learnMACs() {
 	if s.macs == nil {
 		s.macs = map[string]string{}
 	}
 	for _, l := range s.links {
 		s.macs[l.MAC.String()] = s.node
 	}
-	for name, b := range s.cluster.Meta() {
-		if !members[name] {
-			continue
-		}
-		links, _, err := host.Decode(b)
-		if err != nil {
-			continue
-		}
-		for _, l := range links {
+	for name, b := range s.allMeta() {
+		for _, l := range decodeMeta(b).links {
 			s.macs[l.MAC.String()] = name
 		}
 	}

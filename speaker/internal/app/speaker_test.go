@@ -1,8 +1,13 @@
 package app
 
 import (
+	"net"
+	"net/netip"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/vipcast/vipcast/speaker/internal/host"
 )
 
 func TestParseKey(t *testing.T) {
@@ -69,4 +74,32 @@ func TestMembersChanged(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestMeta(t *testing.T) {
+	links := []host.Link{{Name: "eth0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 0x11}, Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}}
+	m := decodeMeta(encodeMeta(10*time.Second, links))
+	if m.hold != 10*time.Second || !m.complete || len(m.links) != 1 || m.links[0].Name != "eth0" {
+		t.Errorf("round trip: %+v", m)
+	}
+	if m := decodeMeta(encodeMeta(0, nil)); m.hold != 0 || !m.complete || len(m.links) != 0 {
+		t.Errorf("no hold, no links: %+v", m)
+	}
+	for _, b := range [][]byte{nil, {2, 0, 0, 0, 0}, {1, 0, 0}, append([]byte{1, 0, 0, 0, 1}, 9, 9, 9)} {
+		if m := decodeMeta(b); m.complete || m.hold != 0 && len(b) < metaHeader {
+			t.Errorf("%v read as %+v", b, m)
+		}
+	}
+}
+
+// FuzzDecodeMeta: no metadata a peer sends can crash the speaker.
+func FuzzDecodeMeta(f *testing.F) {
+	f.Add(encodeMeta(time.Second, []host.Link{{Name: "eth0", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}}}))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m := decodeMeta(b)
+		if m.complete && len(b) < metaHeader {
+			t.Fatalf("%v read as complete", b)
+		}
+	})
 }

@@ -32,11 +32,12 @@ import (
 // Fakes of the speaker's parts: the plan loop is tested without sockets or memberlist.
 
 type fakeCluster struct {
-	mu      sync.Mutex
-	members map[string]bool
-	meta    map[string][]byte
-	joined  bool
-	changes chan struct{}
+	mu       sync.Mutex
+	members  map[string]bool
+	meta     map[string][]byte
+	departed map[string][]byte
+	joined   bool
+	changes  chan struct{}
 }
 
 func (c *fakeCluster) Members() map[string]bool {
@@ -48,6 +49,11 @@ func (c *fakeCluster) Meta() map[string][]byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return maps.Clone(c.meta)
+}
+func (c *fakeCluster) Departed() map[string][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.departed)
 }
 func (c *fakeCluster) Joined() bool                        { return c.joined }
 func (c *fakeCluster) Join([]string) (int, error)          { return 0, errors.New("nobody answers") }
@@ -230,7 +236,7 @@ func TestHandoverWaitsForTheLiveOwner(t *testing.T) {
 	h.cluster.joined = true
 	h.cluster.members["b"] = true
 	// b publishes no interface: a is the only node that can answer.
-	h.cluster.meta["b"] = host.Encode(nil, 512)
+	h.cluster.meta["b"] = encodeMeta(0, nil)
 	h.s.sync(t.Context())
 	if len(h.l2.want) != 0 {
 		t.Errorf("the first plan after joining claims %v at once; b may still answer", h.l2.want)
@@ -254,7 +260,7 @@ func TestFailoverDoesNotWait(t *testing.T) {
 	h := newHarness(t, false, reported("b"))
 	h.cluster.joined = true
 	h.cluster.members["b"] = true
-	h.cluster.meta["b"] = host.Encode([]host.Link{{Name: "eth0", MAC: macB, Prefixes: lanA.Prefixes}}, 512)
+	h.cluster.meta["b"] = encodeMeta(0, []host.Link{{Name: "eth0", MAC: macB, Prefixes: lanA.Prefixes}})
 	// a has no interface yet: b owns the address.
 	h.s.host.(*fakeHost).links = nil
 	h.s.sync(t.Context())
@@ -273,7 +279,7 @@ func TestFailoverDoesNotWait(t *testing.T) {
 func TestConflictReported(t *testing.T) {
 	h := newHarness(t, false)
 	h.cluster.joined = true
-	h.cluster.meta["b"] = host.Encode([]host.Link{{Name: "eth0", MAC: macB}}, 512)
+	h.cluster.meta["b"] = encodeMeta(0, []host.Link{{Name: "eth0", MAC: macB}})
 	h.cluster.members["b"] = true
 	h.s.sync(t.Context())
 	h.now = clockT0.Add(time.Second)
@@ -325,5 +331,77 @@ func TestSyncFailureIsNotReady(t *testing.T) {
 	h.s.sync(t.Context())
 	if c := h.condition(t, ConditionReady); c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "no Ethernet address") {
 		t.Errorf("Ready: %+v", c)
+	}
+}
+
+// bWins is an address that rendezvous hashing gives to b over a (vip goes to a).
+var bWins = netip.MustParseAddr("192.0.2.241")
+
+func (h *harness) setVIP(t *testing.T, addr netip.Addr) {
+	t.Helper()
+	var svc corev1.Service
+	if err := h.c.Get(t.Context(), client.ObjectKey{Namespace: "ns", Name: "web"}, &svc); err != nil {
+		t.Fatal(err)
+	}
+	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: addr.String()}}
+	if err := h.c.Status().Update(t.Context(), &svc); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRestartHoldKeepsAddresses(t *testing.T) {
+	h := newHarness(t, false, reported("b"))
+	h.setVIP(t, bWins)
+	h.cluster.joined = true
+	h.cluster.members["b"] = true
+	bLinks := []host.Link{{Name: "eth0", MAC: macB, Prefixes: lanA.Prefixes}}
+	h.cluster.meta["b"] = encodeMeta(0, bLinks)
+	h.s.sync(t.Context())
+	if h.s.lastOwner[bWins] != "b" {
+		t.Fatalf("b should own %s: %v", bWins, h.s.lastOwner)
+	}
+	// b stops for a restart with a 10 s hold: a does not take its address.
+	delete(h.cluster.members, "b")
+	delete(h.cluster.meta, "b")
+	h.cluster.departed = map[string][]byte{"b": encodeMeta(10*time.Second, bLinks)}
+	h.s.sync(t.Context())
+	h.now = clockT0.Add(9 * time.Second)
+	h.s.sync(t.Context())
+	if len(h.l2.want) != 0 {
+		t.Errorf("took over %v from a speaker restarting within its hold", h.l2.want)
+	}
+	// The hold runs out: b is gone for good, a takes over at once.
+	h.now = clockT0.Add(10 * time.Second)
+	h.s.sync(t.Context())
+	if len(h.l2.want) != 1 {
+		t.Errorf("after the hold: %v", h.l2.want)
+	}
+}
+
+func TestHoldOnStop(t *testing.T) {
+	h := newHarness(t, false)
+	h.s.restartHold = 10 * time.Second
+	h.s.members = map[string]bool{"a": true, "b": true}
+	if got := h.s.holdOnStop(); got != 10*time.Second {
+		t.Errorf("a restart on a healthy node: hold %s", got)
+	}
+	var n corev1.Node
+	if err := h.c.Get(t.Context(), client.ObjectKey{Name: "a"}, &n); err != nil {
+		t.Fatal(err)
+	}
+	n.Spec.Unschedulable = true
+	if err := h.c.Update(t.Context(), &n); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.s.holdOnStop(); got != 0 {
+		t.Errorf("a cordoned node: hold %s, want a hand-over", got)
+	}
+	h.s.members = map[string]bool{"a": true}
+	n.Spec.Unschedulable = false
+	if err := h.c.Update(t.Context(), &n); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.s.holdOnStop(); got != 0 {
+		t.Errorf("alone: hold %s, want none (nobody to keep anything)", got)
 	}
 }

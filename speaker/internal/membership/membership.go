@@ -66,7 +66,9 @@ type Cluster struct {
 	mu    sync.Mutex
 	alive map[string]bool
 	meta  map[string][]byte // each live member's metadata, this one's included
-	mine  []byte            // this member's metadata
+	// departed holds the last metadata of members that left or died, until they return.
+	departed map[string][]byte
+	mine     []byte // this member's metadata
 	// joined turns true the first time another member is seen alive, and stays true.
 	joined bool
 }
@@ -79,7 +81,7 @@ func Start(cfg Config) (*Cluster, error) {
 	if n := len(cfg.Key); n != 0 && n != 16 && n != 24 && n != 32 {
 		return nil, fmt.Errorf("the memberlist key must be 16, 24 or 32 bytes, not %d", n)
 	}
-	c := &Cluster{log: cfg.Log, self: cfg.Node, changes: make(chan struct{}, 1), alive: map[string]bool{}, meta: map[string][]byte{}}
+	c := &Cluster{log: cfg.Log, self: cfg.Node, changes: make(chan struct{}, 1), alive: map[string]bool{}, meta: map[string][]byte{}, departed: map[string][]byte{}}
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.Node
 	mc.BindAddr, mc.BindPort = cfg.BindAddr, cfg.Port
@@ -173,6 +175,13 @@ func (c *Cluster) SetMeta(b []byte, timeout time.Duration) error {
 	return nil
 }
 
+// Departed returns the last metadata of each member that left or died and has not returned.
+func (c *Cluster) Departed() map[string][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.departed)
+}
+
 // Meta returns the metadata of each live member.
 func (c *Cluster) Meta() map[string][]byte {
 	c.mu.Lock()
@@ -206,12 +215,14 @@ func (c *Cluster) set(n *memberlist.Node, alive bool) {
 	if alive {
 		c.alive[name] = true
 		c.meta[name] = bytes.Clone(n.Meta)
+		delete(c.departed, name)
 		if name != c.self {
 			c.joined = true
 		}
 	} else {
 		delete(c.alive, name)
 		delete(c.meta, name)
+		c.departed[name] = bytes.Clone(n.Meta)
 	}
 	c.mu.Unlock()
 	if changed {

@@ -204,3 +204,28 @@ func TestJoinPastSilentPeers(t *testing.T) {
 		t.Error("joining only silent peers succeeded")
 	}
 }
+
+// The last metadata of a member that left is kept until it returns.
+func TestDeparted(t *testing.T) {
+	a, b := startMember(t, "a", key), startMember(t, "b", key)
+	if _, err := b.Join([]string{a.addr}); err != nil {
+		t.Fatal(err)
+	}
+	waitMembers(t, a, "a", "b")
+	if err := b.SetMeta([]byte("restarting"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	err := wait.PollUntilContextTimeout(t.Context(), 20*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		return string(a.Meta()["b"]) == "restarting", nil
+	})
+	if err != nil {
+		t.Fatal("b's metadata never reached a")
+	}
+	if err := b.Leave(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitMembers(t, a, "a")
+	if got := string(a.Departed()["b"]); got != "restarting" {
+		t.Errorf("b's last metadata %q", got)
+	}
+}
