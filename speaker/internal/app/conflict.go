@@ -23,6 +23,8 @@ type conflictLog struct {
 
 	mu   sync.Mutex
 	seen map[netip.Addr]*claim
+	// byMAC is when each claimant was last heard, whatever the address.
+	byMAC map[string]time.Time
 }
 
 // claim is the latest other claimant of an address.
@@ -33,7 +35,7 @@ type claim struct {
 }
 
 func newConflictLog(poke func()) *conflictLog {
-	return &conflictLog{poke: poke, seen: map[netip.Addr]*claim{}}
+	return &conflictLog{poke: poke, seen: map[netip.Addr]*claim{}, byMAC: map[string]time.Time{}}
 }
 
 // add records a claim; a new claimant wakes the plan loop.
@@ -47,6 +49,7 @@ func (l *conflictLog) add(c layer2.Conflict) {
 		l.seen[c.Addr] = cl
 	}
 	cl.last = c.At
+	l.byMAC[mac] = c.At
 	l.mu.Unlock()
 	if fresh {
 		l.poke()
@@ -74,6 +77,21 @@ func (l *conflictLog) current(now time.Time, hold time.Duration, owned func(neti
 	return all, fresh
 }
 
+// heard returns the MACs heard claiming an address of this node within hold before now.
+func (l *conflictLog) heard(now time.Time, hold time.Duration) map[string]time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string]time.Time{}
+	for mac, at := range l.byMAC {
+		if now.Sub(at) > hold {
+			delete(l.byMAC, mac)
+			continue
+		}
+		out[mac] = at
+	}
+	return out
+}
+
 // claimant describes who has a MAC: a speaker's node, or a device that is no speaker.
 func claimant(mac, node string) string {
 	if node == "" {
@@ -85,8 +103,17 @@ func claimant(mac, node string) string {
 // reportConflicts turns the claims seen into Events on the Services (once per claimant), the
 // metric and the SpeakerStatus entries, and asks for a plan when the oldest expires.
 func (s *speaker) reportConflicts(svcs []corev1.Service, mine map[annKey]announcement, now time.Time) []v1alpha1.AddressConflict {
+	// Claims for an address given up in this plan (yielded to the claimant) are reported
+	// once more, with the Services it had.
+	had := func(a netip.Addr) (announcement, bool) {
+		if an, ok := mine[annKey{a, v1alpha1.ModeL2}]; ok {
+			return an, true
+		}
+		an, ok := s.owned[annKey{a, v1alpha1.ModeL2}]
+		return an, ok
+	}
 	all, fresh := s.conflicts.current(now, conflictHold, func(a netip.Addr) bool {
-		_, ok := mine[annKey{a, v1alpha1.ModeL2}]
+		_, ok := had(a)
 		return ok
 	})
 	byKey := map[string]*corev1.Service{}
@@ -102,10 +129,18 @@ func (s *speaker) reportConflicts(svcs []corev1.Service, mine map[annKey]announc
 		}
 		s.m.conflicts.WithLabelValues(source).Inc()
 		s.log.Info("Address conflict", "ip", a.String(), "mac", cl.mac, "node", node)
-		for _, name := range mine[annKey{a, v1alpha1.ModeL2}].services {
-			if svc := byKey[name]; svc != nil {
+		an, _ := had(a)
+		_, keeps := mine[annKey{a, v1alpha1.ModeL2}]
+		for _, name := range an.services {
+			svc := byKey[name]
+			switch {
+			case svc == nil:
+			case keeps:
 				s.recorder.Eventf(svc, nil, corev1.EventTypeWarning, ReasonAddressConflict, "Defend",
 					"%s is also claimed by %s; %s announces it", a, claimant(cl.mac, node), s.node)
+			default:
+				s.recorder.Eventf(svc, nil, corev1.EventTypeWarning, ReasonAddressConflict, "Yield",
+					"%s is also claimed by %s; %s leaves it to that node", a, claimant(cl.mac, node), s.node)
 			}
 		}
 	}

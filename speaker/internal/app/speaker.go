@@ -238,9 +238,9 @@ func (s *speaker) holdOnStop() time.Duration {
 	return s.restartHold
 }
 
-// planMembers are the live members and the speakers held for a restart. A held speaker
-// keeps winning its addresses, so nobody takes them over, until it returns or its hold
-// ends.
+// planMembers are the live members, the speakers held for a restart and the speakers heard
+// claiming this node's addresses. A held speaker keeps winning its addresses, so nobody
+// takes them over, until it returns or its hold ends.
 func (s *speaker) planMembers(live map[string]bool, now time.Time) map[string]bool {
 	if s.holds == nil {
 		s.holds = map[string]time.Time{}
@@ -252,6 +252,15 @@ func (s *speaker) planMembers(live map[string]bool, now time.Time) map[string]bo
 		}
 	}
 	out := maps.Clone(live)
+	// A speaker heard claiming this node's addresses on the wire is alive, whatever
+	// memberlist says: the two are partitioned. Planning with it, each side yields what the
+	// whole cluster would give the other, so the double claim ends at the first defence.
+	for mac, at := range s.conflicts.heard(now, conflictHold) {
+		if name := s.macs[mac]; name != "" && name != s.node && !out[name] {
+			out[name] = true
+			s.wakeAt(at.Add(conflictHold + time.Second))
+		}
+	}
 	for name, b := range departed {
 		if live[name] {
 			continue
@@ -285,9 +294,9 @@ func (s *speaker) sync(ctx context.Context) {
 		return
 	}
 	live := w.Members
+	s.learnMACs()
 	w.Members = s.planMembers(live, now)
 	w.Links = s.memberLinks(w.Members)
-	s.learnMACs()
 	s.peers.Store(ptr(s.peerAddrs(w.Nodes, live)))
 	ready := s.gate(ctx, w, now)
 	in := w.Input()

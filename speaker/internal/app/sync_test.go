@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -403,5 +404,33 @@ func TestHoldOnStop(t *testing.T) {
 	}
 	if got := h.s.holdOnStop(); got != 0 {
 		t.Errorf("alone: hold %s, want none (nobody to keep anything)", got)
+	}
+}
+
+// Partitioned from b, a took b's address; b's claim heard on the wire makes a yield it, as
+// the whole cluster would.
+func TestPartitionedSpeakerYields(t *testing.T) {
+	h := newHarness(t, false, reported("b"))
+	h.setVIP(t, bWins)
+	h.cluster.joined = true
+	bLinks := []host.Link{{Name: "eth0", MAC: macB, Prefixes: lanA.Prefixes}}
+	h.cluster.departed = map[string][]byte{"b": encodeMeta(0, bLinks)}
+	h.s.sync(t.Context())
+	if len(h.l2.want) != 1 {
+		t.Fatalf("a, cut off from b, should claim %s: %v", bWins, h.l2.want)
+	}
+	h.s.conflicts.add(layer2.Conflict{Addr: bWins, MAC: macB, Interface: "eth0", At: h.now})
+	h.s.sync(t.Context())
+	if len(h.l2.want) != 0 {
+		t.Errorf("a keeps %v although b claims it", h.l2.want)
+	}
+	if evs := h.events(); !slices.ContainsFunc(evs, func(e string) bool { return strings.Contains(e, "the speaker on b") }) {
+		t.Errorf("events %q", evs)
+	}
+	// Nothing heard from b for the hold: a takes the address again.
+	h.now = h.now.Add(conflictHold + time.Second)
+	h.s.sync(t.Context())
+	if len(h.l2.want) != 1 {
+		t.Errorf("after b fell silent: %v", h.l2.want)
 	}
 }
