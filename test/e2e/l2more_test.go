@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -81,6 +82,16 @@ func TestL2NodeAndInterfaceSelectors(t *testing.T) {
 	if _, err := getFrom(t.Context(), cluster.ClientNetns, svcs["nowhere"], 80, time.Second); err == nil {
 		t.Error("an address advertised on no existing interface answered")
 	}
+	eventually(t, 30*time.Second, "Announced says no node has the interface", func(ctx context.Context) error {
+		var s corev1.Service
+		if err := cluster.Kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: "nowhere"}, &s); err != nil {
+			return err
+		}
+		if c := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionAnnounced); c == nil || c.Status != metav1.ConditionFalse || c.Reason != "NoInterface" {
+			return fmt.Errorf("Announced %+v", c)
+		}
+		return nil
+	})
 }
 
 // With the API server gone for 30 s nothing changes on the wire: the same node answers for

@@ -143,20 +143,33 @@ func (l *Lab) buildNetwork(ctx context.Context) error {
 		if err := l.joinFabric(ctx, n.Netns, n.Name, 10+n.Index, n.IPv4, n.IPv6); err != nil {
 			return err
 		}
-		if err := defaultRoutes(ctx, n.Netns, r4, r6); err != nil {
+		if err := l.nodeRoutes(ctx, n); err != nil {
 			return err
 		}
-		for _, o := range l.Nodes {
-			if o == n {
-				continue
-			}
-			p4, p6 := l.plan.PodCIDRs(o.Index)
-			if err := ip(ctx, n.Netns, "route", "add", p4.String(), "via", o.IPv4.String()); err != nil {
-				return err
-			}
-			if err := ip(ctx, n.Netns, "-6", "route", "add", p6.String(), "via", o.IPv6.String()); err != nil {
-				return err
-			}
+	}
+	return nil
+}
+
+// nodeRoutes gives a node its default routes via the router and a route to each other
+// node's pod CIDRs (again after its link was down, which drops them).
+func (l *Lab) nodeRoutes(ctx context.Context, n *Node) error {
+	r4, r6 := l.plan.RouterFabric()
+	if err := ip(ctx, n.Netns, "route", "replace", "default", "via", r4.String()); err != nil {
+		return err
+	}
+	if err := ip(ctx, n.Netns, "-6", "route", "replace", "default", "via", r6.String()); err != nil {
+		return err
+	}
+	for _, o := range l.Nodes {
+		if o == n {
+			continue
+		}
+		p4, p6 := l.plan.PodCIDRs(o.Index)
+		if err := ip(ctx, n.Netns, "route", "replace", p4.String(), "via", o.IPv4.String()); err != nil {
+			return err
+		}
+		if err := ip(ctx, n.Netns, "-6", "route", "replace", p6.String(), "via", o.IPv6.String()); err != nil {
+			return err
 		}
 	}
 	return nil

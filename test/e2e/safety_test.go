@@ -1,0 +1,452 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/test/lab"
+)
+
+// speakerCondition reads a condition of a node's SpeakerStatus (nil when absent).
+func speakerCondition(ctx context.Context, node, typ string) (*metav1.Condition, error) {
+	var st v1alpha1.SpeakerStatus
+	if err := cluster.Kube.Get(ctx, client.ObjectKey{Name: node}, &st); err != nil {
+		return nil, err
+	}
+	return meta.FindStatusCondition(st.Status.Conditions, typ), nil
+}
+
+// allReady waits until every speaker is Ready and sees every node.
+func allReady(t *testing.T) {
+	t.Helper()
+	eventually(t, 60*time.Second, "every speaker Ready with all members", speakersReady)
+}
+
+// speakersReady tells whether every speaker is Ready and sees every node.
+func speakersReady(ctx context.Context) error {
+	var list v1alpha1.SpeakerStatusList
+	if err := cluster.Kube.List(ctx, &list); err != nil {
+		return err
+	}
+	if len(list.Items) != len(cluster.Nodes) {
+		return fmt.Errorf("%d SpeakerStatuses", len(list.Items))
+	}
+	for _, st := range list.Items {
+		c := meta.FindStatusCondition(st.Status.Conditions, "Ready")
+		if c == nil || c.Status != metav1.ConditionTrue || len(st.Status.Members) != len(cluster.Nodes) {
+			return fmt.Errorf("%s: members %v, Ready %+v", st.Name, st.Status.Members, c)
+		}
+	}
+	return nil
+}
+
+// readyAfterCleanup waits, in a cleanup (the test's context is gone), for every speaker to
+// be Ready again.
+func readyAfterCleanup(t *testing.T) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		return speakersReady(ctx) == nil, nil
+	})
+	if err != nil {
+		t.Errorf("the speakers are not all Ready after the test: %v", speakersReady(context.Background()))
+	}
+}
+
+// macNode names the node of a fabric MAC, for messages.
+func macNode(mac string) string {
+	for _, n := range cluster.Nodes {
+		if n.MAC == mac {
+			return n.Name
+		}
+	}
+	return mac
+}
+
+// watchBoth starts a claim watch on the router's wire for each address.
+func watchBoth(t *testing.T, addrs ...netip.Addr) []*lab.ClaimWatch {
+	t.Helper()
+	var out []*lab.ClaimWatch
+	for _, a := range addrs {
+		w, err := lab.StartClaimWatch(cluster.Router.Netns, "eth0", a, 10*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { w.Stop() })
+		out = append(out, w)
+	}
+	return out
+}
+
+// noOverlap fails the test for every 10 ms slot in which two MACs claimed the address.
+func noOverlap(t *testing.T, r lab.ClaimResult) {
+	t.Helper()
+	slots := r.TwoMACSlots()
+	for i, s := range slots {
+		if i == 5 {
+			t.Errorf("... %d more", len(slots)-5)
+			break
+		}
+		var who []string
+		for _, m := range s.MACs {
+			who = append(who, macNode(m))
+		}
+		t.Errorf("%s: two claimants in the slot at %s: %v", r.Addr, s.At.Sub(r.Start).Round(time.Millisecond), who)
+	}
+}
+
+// A rolling restart of every speaker, as a DaemonSet update does it: the others hold each
+// restarting speaker's addresses, so no address moves, no request fails and no two MACs
+// ever answer for an address in the same 10 ms.
+func TestRollingRestartOnTheWire(t *testing.T) {
+	ns := namespace(t)
+	deploy(t, ns, "web", "node-1", "node-2", "node-3")
+	_, v4, v6 := l2Service(t, ns, "web", nil)
+	reach(t, v4)
+	reach(t, v6)
+	allReady(t)
+	probe4 := lab.StartProbe(cluster.ClientNetns, lab.URL(v4, 80), 10*time.Millisecond, 500*time.Millisecond)
+	probe6 := lab.StartProbe(cluster.ClientNetns, lab.URL(v6, 80), 10*time.Millisecond, 500*time.Millisecond)
+	watches := watchBoth(t, v4, v6)
+	time.Sleep(300 * time.Millisecond)
+	for _, n := range cluster.Nodes {
+		sp := n.Process("speaker")
+		if err := sp.Stop(10 * time.Second); err != nil {
+			t.Fatalf("stopping %s's speaker: %v", n.Name, err)
+		}
+		time.Sleep(500 * time.Millisecond) // the pod is replaced: a moment without a speaker
+		if err := sp.Start(); err != nil {
+			t.Fatal(err)
+		}
+		allReady(t)
+		time.Sleep(2 * time.Second) // handovers back to the returned speaker are done
+	}
+	for i, p := range []*lab.Prober{probe4, probe6} {
+		res := p.Stop()
+		w := watches[i].Stop()
+		t.Logf("%s: %d requests, %d failed; on the wire: %s", w.Addr, len(res.Samples), res.Failed(), w)
+		for _, x := range res.Samples {
+			if x.Err != nil {
+				t.Logf("%s: request sent at %s failed after %s: %v", w.Addr, x.Sent.Sub(w.Start).Round(time.Millisecond), x.Took.Round(time.Millisecond), x.Err)
+			}
+		}
+		for _, g := range res.Gaps() {
+			t.Errorf("%s: %d requests failed from %s to %s", w.Addr, g.Failed, g.From.Sub(w.Start).Round(time.Millisecond), g.To.Sub(w.Start).Round(time.Millisecond))
+		}
+		noOverlap(t, w)
+		var spans []string
+		for _, s := range w.Spans() {
+			spans = append(spans, fmt.Sprintf("%s×%d [%s–%s]", macNode(s.MAC), s.Claims, s.First.Sub(w.Start).Round(time.Millisecond), s.Last.Sub(w.Start).Round(time.Millisecond)))
+		}
+		t.Logf("%s owners in turn: %s", w.Addr, strings.Join(spans, " → "))
+		if owners := w.ByMAC(); len(owners) != 1 {
+			t.Errorf("%s moved between %d MACs during the rolling restart", w.Addr, len(owners))
+		}
+	}
+}
+
+// A speaker that can reach no other speaker (its memberlist port blocked) announces nothing
+// while the others live, and says why; unblocked, it joins.
+func TestUnjoinableSpeakerAnnouncesNothing(t *testing.T) {
+	ns := namespace(t)
+	deploy(t, ns, "web", "node-1", "node-2", "node-3")
+	_, v4, _ := l2Service(t, ns, "web", nil)
+	reach(t, v4)
+	allReady(t)
+	n := cluster.Node("node-3")
+	sp := n.Process("speaker")
+	if err := sp.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.BlockMemberlist(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := n.Unblock(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	w := watchBoth(t, v4)[0]
+	if err := sp.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "node-3 Ready=False, Joining", func(ctx context.Context) error {
+		c, err := speakerCondition(ctx, "node-3", "Ready")
+		if err == nil && (c == nil || c.Status != metav1.ConditionFalse || c.Reason != "Joining") {
+			err = fmt.Errorf("Ready %+v", c)
+		}
+		return err
+	})
+	// Well past the join timeout (10 s): still nothing from node-3.
+	time.Sleep(12 * time.Second)
+	res := w.Stop()
+	if got := res.ByMAC()[n.MAC]; got > 0 {
+		t.Errorf("node-3, which never joined, claimed %s %d times", v4, got)
+	}
+	if nodes, err := cluster.Announcers(t.Context(), v4); err != nil || slices.Contains(nodes, "node-3") || len(nodes) != 1 {
+		t.Errorf("announced by %v (%v)", nodes, err)
+	}
+	c, err := speakerCondition(t.Context(), "node-3", "Ready")
+	if err != nil || c == nil || c.Reason != "Joining" || !strings.Contains(c.Message, "node-1") {
+		t.Errorf("node-3's Ready after the join timeout: %+v (%v)", c, err)
+	}
+	if err := n.Unblock(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	allReady(t)
+}
+
+// A partition makes both sides claim the address: the conflict is reported (Event, metric,
+// condition); after healing one MAC answers and the router holds the owner's.
+func TestPartitionConflict(t *testing.T) {
+	ns := namespace(t)
+	deploy(t, ns, "web", "node-1", "node-2", "node-3")
+	svc, v4, v6 := l2Service(t, ns, "web", nil)
+	reach(t, v4)
+	allReady(t)
+	own := owner(t, v4)
+	// Cut off a node that does not own the address: alone, it claims everything.
+	var cut *lab.Node
+	var others []*lab.Node
+	for _, n := range cluster.Nodes {
+		if n != own && cut == nil {
+			cut = n
+		} else {
+			others = append(others, n)
+		}
+	}
+	if err := cut.BlockMemberlist(t.Context(), others...); err != nil {
+		t.Fatal(err)
+	}
+	healed := false
+	t.Cleanup(func() {
+		if !healed {
+			_ = cut.Unblock(context.Background())
+		}
+	})
+	eventually(t, 30*time.Second, "the conflict reported in a SpeakerStatus", func(ctx context.Context) error {
+		for _, n := range []string{own.Name, cut.Name} {
+			c, err := speakerCondition(ctx, n, "Conflict")
+			if err != nil {
+				return err
+			}
+			if c != nil && c.Status == metav1.ConditionTrue && (strings.Contains(c.Message, v4.String()+" ") || strings.Contains(c.Message, v6.String()+" ")) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no Conflict condition on %s or %s", own.Name, cut.Name)
+	})
+	eventually(t, 30*time.Second, "an AddressConflict Event naming the other speaker", func(ctx context.Context) error {
+		var evs eventsv1.EventList
+		if err := cluster.Kube.List(ctx, &evs, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for _, e := range evs.Items {
+			if e.Reason == "AddressConflict" && e.Regarding.Name == svc.Name && strings.Contains(e.Note, "the speaker on") {
+				return nil
+			}
+		}
+		return fmt.Errorf("%d Events, none about the conflict", len(evs.Items))
+	})
+	eventually(t, 30*time.Second, "the conflict counted", func(ctx context.Context) error {
+		for _, n := range []*lab.Node{own, cut} {
+			body, err := lab.Get(ctx, n.Netns, "http://127.0.0.1:7474/metrics", time.Second)
+			if err != nil {
+				return err
+			}
+			if strings.Contains(body, `vipcast_speaker_address_conflicts_total{claimant="speaker"}`) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no conflict counted")
+	})
+	eventually(t, 30*time.Second, "the Service's Announced condition shows the conflict", func(ctx context.Context) error {
+		var s corev1.Service
+		if err := cluster.Kube.Get(ctx, client.ObjectKeyFromObject(svc), &s); err != nil {
+			return err
+		}
+		if c := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionAnnounced); c == nil || c.Reason != "Conflict" {
+			return fmt.Errorf("Announced %+v", c)
+		}
+		return nil
+	})
+	if err := cut.Unblock(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	healed = true
+	allReady(t)
+	final := owner(t, v4)
+	eventually(t, 30*time.Second, "the router holds the owner's MAC", func(ctx context.Context) error {
+		if got := routerMAC(ctx, v4); got != final.MAC {
+			return fmt.Errorf("at %s, the owner is %s", macNode(got), final.Name)
+		}
+		return nil
+	})
+	w := watchBoth(t, v4)[0]
+	time.Sleep(time.Second)
+	res := w.Stop()
+	if macs := res.ByMAC(); len(macs) != 1 || macs[final.MAC] == 0 {
+		t.Errorf("after healing, claims by %v; want only %s's %s", macs, final.Name, final.MAC)
+	}
+	reach(t, v4)
+}
+
+// A device that is no speaker claiming an address: the owner names its MAC in an Event.
+func TestForeignDeviceConflict(t *testing.T) {
+	ns := namespace(t)
+	deploy(t, ns, "web", "node-1", "node-2", "node-3")
+	svc, v4, _ := l2Service(t, ns, "web", nil)
+	reach(t, v4)
+	own := owner(t, v4)
+	dev, err := cluster.AddDevice(t.Context(), "rogue", 91)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cluster.RemoveDevice(context.Background(), dev) })
+	ctx := t.Context()
+	if out, err := lab.Exec(ctx, dev.Netns, "ip", "addr", "add", v4.String()+"/32", "dev", "eth0"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	// It announces the address as a host configured by hand does.
+	// (No reply is expected to an unsolicited ARP: arping's exit status says nothing here.)
+	out, _ := lab.Exec(ctx, dev.Netns, "arping", "-U", "-c", "2", "-i", "eth0", "-S", v4.String(), v4.String())
+	t.Logf("the device announced %s: %s", v4, strings.TrimSpace(out))
+	eventually(t, 30*time.Second, "an Event naming the device's MAC", func(ctx context.Context) error {
+		var evs eventsv1.EventList
+		if err := cluster.Kube.List(ctx, &evs, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for _, e := range evs.Items {
+			if e.Reason == "AddressConflict" && e.Regarding.Name == svc.Name && strings.Contains(e.Note, dev.MAC) && strings.Contains(e.Note, "no speaker") {
+				return nil
+			}
+		}
+		return fmt.Errorf("%d Events, none naming %s", len(evs.Items), dev.MAC)
+	})
+	c, err := speakerCondition(ctx, own.Name, "Conflict")
+	if err != nil || c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, dev.MAC) {
+		t.Errorf("%s's Conflict condition: %+v (%v)", own.Name, c, err)
+	}
+}
+
+// The owner's interface changes under it: a new MAC moves the router to it; a link down
+// hands the address to another node; up again, all is well.
+func TestOwnerInterfaceChanges(t *testing.T) {
+	ns := namespace(t)
+	deploy(t, ns, "web", "node-1", "node-2", "node-3")
+	_, v4, _ := l2Service(t, ns, "web", nil)
+	reach(t, v4)
+	allReady(t)
+	own := owner(t, v4)
+	ctx := t.Context()
+	// The kernel tells the neighbours of its own address's new MAC, as hosts are set up to.
+	if out, err := lab.Exec(ctx, own.Netns, "sysctl", "-q", "-w", "net.ipv4.conf.eth0.arp_notify=1", "net.ipv6.conf.eth0.ndisc_notify=1"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	setMAC := func(ctx context.Context, mac string) error {
+		out, err := lab.Exec(ctx, own.Netns, "ip", "link", "set", "dev", "eth0", "address", mac)
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, out)
+		}
+		return nil
+	}
+	const newMAC = "02:00:00:00:09:99"
+	if err := setMAC(ctx, newMAC); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = setMAC(context.Background(), own.MAC) })
+	eventually(t, 30*time.Second, "the router moves "+v4.String()+" to the new MAC and the client gets answers", func(ctx context.Context) error {
+		if got := routerMAC(ctx, v4); got != newMAC {
+			return fmt.Errorf("at %s", got)
+		}
+		_, err := getFrom(ctx, cluster.ClientNetns, v4, 80, time.Second)
+		return err
+	})
+	if err := setMAC(ctx, own.MAC); err != nil {
+		t.Fatal(err)
+	}
+	allReady(t)
+	// Link down: another node takes over.
+	if err := own.SetLink(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	up := func(ctx context.Context) error { return own.SetLink(ctx, true) }
+	t.Cleanup(func() { _ = up(context.Background()) })
+	var others []string
+	for _, n := range cluster.Nodes {
+		if n != own {
+			others = append(others, n.Name)
+		}
+	}
+	next := owner(t, v4, others...)
+	eventually(t, 30*time.Second, "the client gets answers from "+next.Name, func(ctx context.Context) error {
+		_, err := getFrom(ctx, cluster.ClientNetns, v4, 80, time.Second)
+		return err
+	})
+	if err := up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	allReady(t)
+	reach(t, v4)
+}
+
+// The node the election prefers has the interface excluded: another node announces the
+// address, and the excluded interface is not in its SpeakerStatus.
+func TestExcludedInterfaceGoesElsewhere(t *testing.T) {
+	ns := namespace(t)
+	deploy(t, ns, "web", "node-1", "node-2", "node-3")
+	_, v4, _ := l2Service(t, ns, "web", nil)
+	reach(t, v4)
+	allReady(t)
+	own := owner(t, v4)
+	sp := own.Process("speaker")
+	argv := slices.Clone(sp.Argv)
+	if err := sp.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	sp.Argv = append(slices.Clone(argv), "--exclude-interfaces=eth0")
+	t.Cleanup(func() {
+		_ = sp.Stop(10 * time.Second)
+		sp.Argv = argv
+		if err := sp.Start(); err != nil {
+			t.Error(err)
+		}
+		readyAfterCleanup(t)
+	})
+	if err := sp.Start(); err != nil {
+		t.Fatal(err)
+	}
+	allReady(t)
+	var others []string
+	for _, n := range cluster.Nodes {
+		if n != own {
+			others = append(others, n.Name)
+		}
+	}
+	next := owner(t, v4)
+	if !slices.Contains(others, next.Name) {
+		t.Fatalf("%s announces %s with its only interface excluded", next.Name, v4)
+	}
+	var st v1alpha1.SpeakerStatus
+	if err := cluster.Kube.Get(t.Context(), client.ObjectKey{Name: own.Name}, &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range st.Status.Interfaces {
+		if i.Name == "eth0" {
+			t.Errorf("%s reports eth0, which it excludes", own.Name)
+		}
+	}
+	reach(t, v4)
+}
