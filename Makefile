@@ -83,6 +83,8 @@ bench: tools-test lab-deps build ## (root) Benchmarks: allocator and planner, 10
 	$(GO) run ./test/bench -services 10000
 	$(GO) run ./test/bench/l2failover -nodes 3 -trials 20 -busy 2m
 	$(GO) run ./test/bench/l2failover -nodes 5 -trials 20 -busy 0
+	$(GO) run ./test/bench/l2safety -nodes 3 -rounds 10
+	$(GO) run ./test/bench/l2safety -nodes 5 -rounds 10 -partition-trials 0
 	$(GO) run ./test/bench/bgpfailover -router bird -trials 20 -scale 1000,10000
 
 .PHONY: demo

@@ -19,7 +19,9 @@ import (
 	"syscall"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
 	"github.com/vipcast/vipcast/test/bench/internal/benchlab"
@@ -132,7 +134,11 @@ func (b *bench) trial(kind string) (time.Duration, int, error) {
 	if kind == "power cut" {
 		err = old.PowerOff(b.ctx)
 	} else {
-		err = old.Process("speaker").Signal(syscall.SIGTERM)
+		// A speaker stopping on a healthy node keeps its addresses for its restart; on a
+		// node being drained it hands them over, which is what this measures.
+		if err = b.cordon(old.Name, true); err == nil {
+			err = old.Process("speaker").Signal(syscall.SIGTERM)
+		}
 	}
 	if err != nil {
 		probe.Stop()
@@ -152,6 +158,9 @@ func (b *bench) trial(kind string) (time.Duration, int, error) {
 		<-old.Process("speaker").Exited()
 		err = old.Process("speaker").Start()
 	}
+	if kind != "power cut" {
+		err = errors.Join(err, b.cordon(old.Name, false))
+	}
 	if err := errors.Join(ownerErr, reachErr, err, b.web.SetReady(b.ctx, old.Name, true)); err != nil {
 		return 0, 0, err
 	}
@@ -159,6 +168,17 @@ func (b *bench) trial(kind string) (time.Duration, int, error) {
 		return 0, 0, err
 	}
 	return res.Longest(), res.Failed(), nil
+}
+
+// cordon marks a node unschedulable or not, as kubectl cordon and uncordon do.
+func (b *bench) cordon(node string, on bool) error {
+	var n corev1.Node
+	if err := b.lab.Kube.Get(b.ctx, client.ObjectKey{Name: node}, &n); err != nil {
+		return err
+	}
+	patch := client.MergeFrom(n.DeepCopy())
+	n.Spec.Unschedulable = on
+	return b.lab.Kube.Patch(b.ctx, &n, patch)
 }
 
 // waitMembers waits until every speaker sees n members.
