@@ -244,12 +244,7 @@ func TestL2Failover(t *testing.T) {
 					}
 				}()
 			}
-			var others []string
-			for _, n := range cluster.Nodes {
-				if n != old {
-					others = append(others, n.Name)
-				}
-			}
+			others := otherNodes(old)
 			next := owner(t, v4, others...)
 			if how == "graceful stop" {
 				owner(t, v4) // the stopped speaker took its claim back on the way out

@@ -65,6 +65,17 @@ func readyAfterCleanup(t *testing.T) {
 	}
 }
 
+// otherNodes names the nodes but n.
+func otherNodes(n *lab.Node) []string {
+	var out []string
+	for _, o := range cluster.Nodes {
+		if o != n {
+			out = append(out, o.Name)
+		}
+	}
+	return out
+}
+
 // macNode names the node of a fabric MAC, for messages.
 func macNode(mac string) string {
 	for _, n := range cluster.Nodes {
@@ -348,8 +359,8 @@ func TestForeignDeviceConflict(t *testing.T) {
 	}
 }
 
-// The owner's interface changes under it: a new MAC moves the router to it; a link down
-// hands the address to another node; up again, all is well.
+// The owner's interface changes under it: re-created with a new MAC (and index), the router
+// moves to the new MAC; a link down hands the address to another node; up again, all is well.
 func TestOwnerInterfaceChanges(t *testing.T) {
 	ns := namespace(t)
 	deploy(t, ns, "web", "node-1", "node-2", "node-3")
@@ -358,22 +369,34 @@ func TestOwnerInterfaceChanges(t *testing.T) {
 	allReady(t)
 	own := owner(t, v4)
 	ctx := t.Context()
-	// The kernel tells the neighbours of its own address's new MAC, as hosts are set up to.
-	if out, err := lab.Exec(ctx, own.Netns, "sysctl", "-q", "-w", "net.ipv4.conf.eth0.arp_notify=1", "net.ipv6.conf.eth0.ndisc_notify=1"); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
-	setMAC := func(ctx context.Context, mac string) error {
-		out, err := lab.Exec(ctx, own.Netns, "ip", "link", "set", "dev", "eth0", "address", mac)
+	const newMAC = "02:00:00:00:09:99"
+	recreate := func(ctx context.Context, mac string) error {
+		if err := own.RecreateLink(ctx, mac); err != nil {
+			return err
+		}
+		// The kernel tells the neighbours of the node's own address's new MAC, as hosts are
+		// set up to (a fresh link starts with the defaults).
+		out, err := lab.Exec(ctx, own.Netns, "sysctl", "-q", "-w", "net.ipv4.conf.eth0.arp_notify=1", "net.ipv6.conf.eth0.ndisc_notify=1")
 		if err != nil {
 			return fmt.Errorf("%w: %s", err, out)
 		}
+		// arp_notify speaks on the next link up: bounce the new link once.
+		for _, state := range []bool{false, true} {
+			if err := own.SetLink(ctx, state); err != nil {
+				return err
+			}
+		}
 		return nil
 	}
-	const newMAC = "02:00:00:00:09:99"
-	if err := setMAC(ctx, newMAC); err != nil {
+	if err := recreate(ctx, newMAC); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = setMAC(context.Background(), own.MAC) })
+	t.Cleanup(func() {
+		if err := recreate(context.Background(), own.MAC); err != nil {
+			t.Error(err)
+		}
+		readyAfterCleanup(t)
+	})
 	eventually(t, 30*time.Second, "the router moves "+v4.String()+" to the new MAC and the client gets answers", func(ctx context.Context) error {
 		if got := routerMAC(ctx, v4); got != newMAC {
 			return fmt.Errorf("at %s", got)
@@ -381,9 +404,6 @@ func TestOwnerInterfaceChanges(t *testing.T) {
 		_, err := getFrom(ctx, cluster.ClientNetns, v4, 80, time.Second)
 		return err
 	})
-	if err := setMAC(ctx, own.MAC); err != nil {
-		t.Fatal(err)
-	}
 	allReady(t)
 	// Link down: another node takes over.
 	if err := own.SetLink(ctx, false); err != nil {
@@ -391,12 +411,7 @@ func TestOwnerInterfaceChanges(t *testing.T) {
 	}
 	up := func(ctx context.Context) error { return own.SetLink(ctx, true) }
 	t.Cleanup(func() { _ = up(context.Background()) })
-	var others []string
-	for _, n := range cluster.Nodes {
-		if n != own {
-			others = append(others, n.Name)
-		}
-	}
+	others := otherNodes(own)
 	next := owner(t, v4, others...)
 	eventually(t, 30*time.Second, "the client gets answers from "+next.Name, func(ctx context.Context) error {
 		_, err := getFrom(ctx, cluster.ClientNetns, v4, 80, time.Second)
@@ -436,12 +451,7 @@ func TestExcludedInterfaceGoesElsewhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	allReady(t)
-	var others []string
-	for _, n := range cluster.Nodes {
-		if n != own {
-			others = append(others, n.Name)
-		}
-	}
+	others := otherNodes(own)
 	next := owner(t, v4)
 	if !slices.Contains(others, next.Name) {
 		t.Fatalf("%s announces %s with its only interface excluded", next.Name, v4)

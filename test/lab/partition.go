@@ -120,3 +120,23 @@ func (n *Node) SetLink(ctx context.Context, up bool) error {
 	}
 	return n.lab.nodeRoutes(ctx, n)
 }
+
+// RecreateLink deletes the node's fabric link and makes it again with a new MAC (a new
+// interface index too), its addresses and routes restored, as when a VLAN or bond is
+// re-created under a running speaker.
+func (n *Node) RecreateLink(ctx context.Context, mac string) error {
+	fabric := n.lab.ns("fabric")
+	if err := ip(ctx, fabric, "link", "del", n.Name); err != nil {
+		return err
+	}
+	if err := (link{nsA: fabric, a: n.Name, nsB: n.Netns, b: "eth0", macB: mac}).create(ctx); err != nil {
+		return err
+	}
+	if err := ip(ctx, fabric, "link", "set", n.Name, "master", "br0", "up"); err != nil {
+		return err
+	}
+	if err := addrs(ctx, n.Netns, "eth0", netip.PrefixFrom(n.IPv4, FabricV4.Bits()), netip.PrefixFrom(n.IPv6, FabricV6.Bits())); err != nil {
+		return err
+	}
+	return n.lab.nodeRoutes(ctx, n)
+}

@@ -494,7 +494,8 @@ func (b *bench) partitions(trials int) error {
 	}
 	figure("block → both sides claim (first two-MAC slot)", partition.bothClaim)
 	figure("first two-MAC slot → conflict reported", partition.reported)
-	figure("unblock → last two-MAC slot ends", partition.lastSlot)
+	figure("double claim: first → last two-MAC slot end", partition.doubleClaim)
+	figure("unblock → last two-MAC slot ends (<0: before)", partition.lastSlot)
 	figure("unblock → router's entry at status owner", partition.routerOwner)
 	return nil
 }
@@ -511,6 +512,15 @@ func (p partition) reported() (time.Duration, bool) {
 		return 0, false
 	}
 	return p.conflict.Sub(p.wire.slots[0].At), true
+}
+
+// doubleClaim is how long both sides claimed: from the first two-MAC slot to the end of the
+// last.
+func (p partition) doubleClaim() (time.Duration, bool) {
+	if len(p.wire.slots) == 0 {
+		return 0, false
+	}
+	return p.wire.slots[len(p.wire.slots)-1].At.Add(p.every).Sub(p.wire.slots[0].At), true
 }
 
 func (p partition) lastSlot() (time.Duration, bool) {
