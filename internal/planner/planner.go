@@ -274,6 +274,25 @@ func interfacesOn(in Input, node string, addr netip.Addr, pools []string, svcs [
 	return slices.Compact(ifs), onNode
 }
 
+// ResolveInterfaces finishes, on the owner, a decision made without its links (the others
+// read them truncated): of the interfaces named, those it has, and with onNode the link on
+// a prefix holding addr, else on a prefix holding one of the node's addresses of the family.
+func ResolveInterfaces(links []Link, addr netip.Addr, nodeAddrs []netip.Addr, named []string, onNode bool) []string {
+	var out []string
+	for _, l := range links {
+		if slices.Contains(named, l.Name) {
+			out = append(out, l.Name)
+		}
+	}
+	if onNode {
+		if name := defaultLink(links, addr, nodeAddrs); name != "" {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // defaultLink names the link on a prefix holding addr, else the one on a prefix holding
 // the node's address of addr's family ("" when neither exists).
 func defaultLink(links []Link, addr netip.Addr, nodeAddrs []netip.Addr) string {

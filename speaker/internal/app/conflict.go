@@ -120,6 +120,13 @@ func (s *speaker) reportConflicts(svcs []corev1.Service, mine map[annKey]announc
 	for i := range svcs {
 		byKey[svcs[i].Namespace+"/"+svcs[i].Name] = &svcs[i]
 	}
+	// Two of this node's own interfaces on one segment hear each other: no conflict.
+	for a, cl := range all {
+		if s.macs[cl.mac] == s.node {
+			delete(all, a)
+			delete(fresh, a)
+		}
+	}
 	for _, a := range slices.SortedFunc(maps.Keys(fresh), netip.Addr.Compare) {
 		cl := fresh[a]
 		node := s.macs[cl.mac]

@@ -17,6 +17,8 @@ import (
 type l2Applier interface {
 	// Apply makes want (address → interfaces) the owned set.
 	Apply(want map[netip.Addr][]string) error
+	// Owned is what it answers for now, on which interfaces.
+	Owned() map[netip.Addr][]string
 	// Reannounce sends the gratuitous burst again for everything owned.
 	Reannounce()
 	// Close stops answering for everything.

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,6 +24,7 @@ import (
 	"github.com/vipcast/vipcast/api/v1alpha1"
 	"github.com/vipcast/vipcast/internal/planner"
 	"github.com/vipcast/vipcast/speaker/internal/host"
+	"github.com/vipcast/vipcast/speaker/internal/membership"
 )
 
 // Event reasons the speaker writes on Services.
@@ -44,6 +47,10 @@ const (
 	ReasonApplied = "Applied"
 	// ReasonSyncFailed: the last plan could not be read or applied.
 	ReasonSyncFailed = "SyncFailed"
+	// ReasonRestarting: the speaker stopped for a restart; the others hold its addresses.
+	ReasonRestarting = "Restarting"
+	// ReasonStopped: the speaker stopped and handed its addresses over.
+	ReasonStopped = "Stopped"
 )
 
 // conflictHold is how long a conflict is reported after its last claim was seen.
@@ -94,6 +101,10 @@ type speaker struct {
 	// partitioned speaker is still a speaker).
 	macs  map[string]string
 	links []host.Link
+	// linksComplete: the metadata carries all of this node's links. When it does not, the
+	// others plan with this node's links unknown, and so does this node (same view, same
+	// owners), resolving its interfaces itself.
+	linksComplete bool
 	// holds are the speakers that stopped for a restart and until when they keep their
 	// addresses (kept, expired, until they return).
 	holds     map[string]time.Time
@@ -101,7 +112,8 @@ type speaker struct {
 	conflicts *conflictLog
 	status    *statusWriter
 	m         *metrics
-	// wake pokes the plan loop at wakeTime (a handover, the join timeout, a conflict's end).
+	// wake pokes the plan loop at wakeTime, the earliest deadline the last plan waits on (a
+	// handover, a hold, the join timeout, a conflict's end).
 	wake     *time.Timer
 	wakeTime time.Time
 }
@@ -211,8 +223,17 @@ func (s *speaker) stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s.bgp.stop(ctx)
-	// Take back what SpeakerStatus claims, so nobody reads a stale announcement.
-	s.status.write(ctx, report{ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: "Stopped", Message: "the speaker stopped"}})
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	if hold > 0 {
+		// The others hold what it announced, and list it among their members meanwhile: the
+		// report stays, and tells the restarted speaker what it may take up again at once.
+		s.status.write(sctx, report{members: s.members, links: s.links, keep: true, ready: metav1.Condition{Type: ConditionReady,
+			Status: metav1.ConditionFalse, Reason: ReasonRestarting, Message: fmt.Sprintf("restarting; the other speakers hold this node's addresses for %s", hold)}})
+	} else {
+		// Take back what SpeakerStatus claims, so nobody reads a stale announcement.
+		s.status.write(sctx, report{ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonStopped, Message: "the speaker stopped"}})
+	}
 	s.log.Info("Stopped", "took", time.Since(start).String())
 }
 
@@ -241,7 +262,7 @@ func (s *speaker) holdOnStop() time.Duration {
 // planMembers are the live members, the speakers held for a restart and the speakers heard
 // claiming this node's addresses. A held speaker keeps winning its addresses, so nobody
 // takes them over, until it returns or its hold ends.
-func (s *speaker) planMembers(live map[string]bool, now time.Time) map[string]bool {
+func (s *speaker) planMembers(live map[string]bool, now time.Time) (plan, listed map[string]bool) {
 	if s.holds == nil {
 		s.holds = map[string]time.Time{}
 	}
@@ -251,16 +272,7 @@ func (s *speaker) planMembers(live map[string]bool, now time.Time) map[string]bo
 			delete(s.holds, name)
 		}
 	}
-	out := maps.Clone(live)
-	// A speaker heard claiming this node's addresses on the wire is alive, whatever
-	// memberlist says: the two are partitioned. Planning with it, each side yields what the
-	// whole cluster would give the other, so the double claim ends at the first defence.
-	for mac, at := range s.conflicts.heard(now, conflictHold) {
-		if name := s.macs[mac]; name != "" && name != s.node && !out[name] {
-			out[name] = true
-			s.wakeAt(at.Add(conflictHold + time.Second))
-		}
-	}
+	plan, listed = maps.Clone(live), maps.Clone(live)
 	for name, b := range departed {
 		if live[name] {
 			continue
@@ -271,21 +283,35 @@ func (s *speaker) planMembers(live map[string]bool, now time.Time) map[string]bo
 			if m.hold <= 0 {
 				continue
 			}
-			until = now.Add(m.hold)
+			until = now.Add(min(m.hold, maxHold))
 			s.holds[name] = until
 			s.log.Info("A speaker stopped for a restart; keeping its addresses", "node", name, "until", until.Format(time.RFC3339Nano))
 		}
 		if now.Before(until) {
-			out[name] = true
+			plan[name], listed[name] = true, true
 			s.wakeAt(until)
 		}
 	}
-	return out
+	// A speaker heard claiming this node's addresses on the wire is alive, whatever
+	// memberlist says: the two are partitioned. Planning with it, each side yields what the
+	// whole cluster would give the other, so the double claim ends at the first defence.
+	for mac, at := range s.conflicts.heard(now, conflictHold) {
+		if name := s.macs[mac]; name != "" && name != s.node && !plan[name] {
+			plan[name] = true
+			s.wakeAt(at.Add(conflictHold + time.Second))
+		}
+	}
+	return plan, listed
 }
+
+// maxHold bounds the restart hold a peer may ask for.
+const maxHold = 10 * time.Minute
 
 // sync makes one plan and applies it.
 func (s *speaker) sync(ctx context.Context) {
 	now := s.now()
+	s.wakeTime = time.Time{}
+	defer s.armWake()
 	s.refreshLinks()
 	w, err := s.read(ctx)
 	if err != nil {
@@ -295,7 +321,8 @@ func (s *speaker) sync(ctx context.Context) {
 	}
 	live := w.Members
 	s.learnMACs()
-	w.Members = s.planMembers(live, now)
+	var listed map[string]bool
+	w.Members, listed = s.planMembers(live, now)
 	w.Links = s.memberLinks(w.Members)
 	s.peers.Store(ptr(s.peerAddrs(w.Nodes, live)))
 	ready := s.gate(ctx, w, now)
@@ -304,13 +331,21 @@ func (s *speaker) sync(ctx context.Context) {
 	want := map[netip.Addr][]string{}
 	if ready.Status == metav1.ConditionTrue {
 		decisions := planner.L2(in)
+		selfNode := in.Nodes[s.node]
 		for _, d := range decisions {
-			if d.Owner != s.node || len(d.Interfaces) == 0 || !s.claimable(d, w.Members, now) {
+			if d.Owner != s.node {
+				continue
+			}
+			ifs := d.Interfaces
+			if !s.linksComplete {
+				ifs = planner.ResolveInterfaces(plannerLinks(s.links), d.Addr, selfNode.Addresses, d.Interfaces, d.OnNodeInterface)
+			}
+			if len(ifs) == 0 || !s.claimable(d, w.Members, now) {
 				continue
 			}
 			delete(s.pending, d.Addr)
-			want[d.Addr] = d.Interfaces
-			mine[annKey{d.Addr, v1alpha1.ModeL2}] = announcement{mode: v1alpha1.ModeL2, services: d.Services, interfaces: d.Interfaces}
+			want[d.Addr] = ifs
+			mine[annKey{d.Addr, v1alpha1.ModeL2}] = announcement{mode: v1alpha1.ModeL2, services: d.Services, interfaces: ifs}
 		}
 		s.remember(decisions)
 	}
@@ -318,6 +353,16 @@ func (s *speaker) sync(ctx context.Context) {
 	if err := s.ann.Apply(want); err != nil {
 		s.log.Error(err, "Applying the layer-2 plan failed")
 		failures = append(failures, "applying the layer-2 plan: "+err.Error())
+		// Report only what is answered for: an interface that would not open carries nothing.
+		owned := s.ann.Owned()
+		for k, a := range mine {
+			if ifs := owned[k.addr]; len(ifs) == 0 {
+				delete(mine, k)
+			} else {
+				a.interfaces = ifs
+				mine[k] = a
+			}
+		}
 	}
 	if membersChanged(s.members, live) {
 		if s.members != nil {
@@ -337,22 +382,30 @@ func (s *speaker) sync(ctx context.Context) {
 	if len(failures) > 0 && ready.Status == metav1.ConditionTrue {
 		ready = s.failed(strings.Join(failures, "; ")).ready
 	}
-	s.status.write(ctx, report{mine: mine, sessions: sessionStatuses(b.sessions), members: live, links: s.links, conflicts: conflicts, ready: ready})
+	s.status.write(ctx, report{mine: mine, sessions: sessionStatuses(b.sessions), members: listed, links: s.links, conflicts: conflicts, ready: ready})
 }
 
 func ptr[T any](v T) *T { return &v }
 
-// wakeAt asks for a plan at t (one timer: the earliest time asked for since the last wake).
+// wakeAt asks for a plan at t. Every plan asks again for all it waits on (holds, handovers,
+// conflicts, the join timeout) and armWake sets one timer for the earliest, so no deadline
+// is lost when an earlier one fires.
 func (s *speaker) wakeAt(t time.Time) {
-	now := s.now()
-	if s.wake != nil && s.wakeTime.After(now) && !t.Before(s.wakeTime) {
+	if t.After(s.now()) && (s.wakeTime.IsZero() || t.Before(s.wakeTime)) {
+		s.wakeTime = t
+	}
+}
+
+// armWake sets the timer for the earliest time asked for in this plan.
+func (s *speaker) armWake() {
+	if s.wakeTime.IsZero() {
 		return
 	}
-	s.wakeTime = t
+	d := s.wakeTime.Sub(s.now())
 	if s.wake == nil {
-		s.wake = time.AfterFunc(t.Sub(now), s.poke)
+		s.wake = time.AfterFunc(d, s.poke)
 	} else {
-		s.wake.Reset(t.Sub(now))
+		s.wake.Reset(d)
 	}
 }
 
@@ -372,12 +425,16 @@ func (s *speaker) refreshLinks() {
 		return
 	}
 	s.links = links
+	s.linksComplete = decodeMeta(encodeMeta(s.holding, links)).complete
 	s.publishLinks()
 }
 
 // publishLinks puts this node's links and restart hold in its memberlist metadata.
 func (s *speaker) publishLinks() {
-	if err := s.cluster.SetMeta(encodeMeta(s.holding, s.links), 500*time.Millisecond); err != nil {
+	switch err := s.cluster.SetMeta(encodeMeta(s.holding, s.links), 500*time.Millisecond); {
+	case errors.Is(err, membership.ErrMetaQueued):
+		s.log.V(1).Info("The interfaces go out with the next gossip", "reason", err.Error())
+	case err != nil:
 		s.log.Error(err, "Publishing the interfaces failed")
 	}
 }
@@ -387,7 +444,10 @@ func (s *speaker) publishLinks() {
 // missing, unreadable or truncated is left out (not restricted) rather than taken to have
 // none.
 func (s *speaker) memberLinks(members map[string]bool) map[string][]planner.Link {
-	out := map[string][]planner.Link{s.node: plannerLinks(s.links)}
+	out := map[string][]planner.Link{}
+	if s.linksComplete {
+		out[s.node] = plannerLinks(s.links)
+	}
 	for name, b := range s.allMeta() {
 		if name == s.node || !members[name] {
 			continue
@@ -461,9 +521,9 @@ func (s *speaker) gate(ctx context.Context, w planner.Objects, now time.Time) me
 	return ready
 }
 
-// otherSpeakers names the other nodes whose speaker has reported in (a SpeakerStatus
-// listing members: a speaker that stopped gracefully empties it) and that are not known to
-// be down (Ready False or Unknown).
+// otherSpeakers names the other nodes whose speaker has reported in and is Ready (a
+// SpeakerStatus listing members, Ready True: a speaker that stopped gracefully empties it or
+// says Restarting) and that are not known to be down (the Node's Ready False or Unknown).
 func (s *speaker) otherSpeakers(ctx context.Context, nodes []corev1.Node) ([]string, error) {
 	var list v1alpha1.SpeakerStatusList
 	if err := s.reader.List(ctx, &list); err != nil {
@@ -471,7 +531,9 @@ func (s *speaker) otherSpeakers(ctx context.Context, nodes []corev1.Node) ([]str
 	}
 	reported := map[string]bool{}
 	for _, st := range list.Items {
-		reported[st.Name] = len(st.Status.Members) > 0
+		// A speaker that is joining, restarting or stopped does not count: it holds nothing
+		// this one could take from it.
+		reported[st.Name] = len(st.Status.Members) > 0 && meta.IsStatusConditionTrue(st.Status.Conditions, ConditionReady)
 	}
 	var out []string
 	for i := range nodes {
@@ -505,7 +567,11 @@ func (s *speaker) claimable(d planner.Decision, members map[string]bool, now tim
 		return true
 	}
 	if at, ok := s.pending[d.Addr]; ok {
-		return !now.Before(at)
+		if now.Before(at) {
+			s.wakeAt(at)
+			return false
+		}
+		return true
 	}
 	prev := s.lastOwner[d.Addr]
 	fromLive := (!s.planned && len(members) > 1) || (prev != "" && prev != s.node && members[prev])

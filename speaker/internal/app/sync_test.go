@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net"
 	"net/netip"
@@ -71,7 +72,13 @@ type fakeL2 struct {
 
 func (f *fakeL2) Apply(want map[netip.Addr][]string) error { f.want = want; return f.err }
 func (f *fakeL2) Reannounce()                              { f.reannounced++ }
-func (f *fakeL2) Close()                                   {}
+func (f *fakeL2) Owned() map[netip.Addr][]string {
+	if f.err != nil {
+		return nil
+	}
+	return f.want
+}
+func (f *fakeL2) Close() {}
 
 type fakeBGP struct{}
 
@@ -168,8 +175,10 @@ func (h *harness) events() []string {
 	return out
 }
 
+// reported is the SpeakerStatus of a running, Ready speaker on node name.
 func reported(name string) *v1alpha1.SpeakerStatus {
-	return &v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: v1alpha1.SpeakerReport{Members: []string{name}}}
+	return &v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: v1alpha1.SpeakerReport{Members: []string{name},
+		Conditions: []metav1.Condition{{Type: ConditionReady, Status: metav1.ConditionTrue, Reason: ReasonApplied, LastTransitionTime: metav1.NewTime(clockT0)}}}}
 }
 
 func TestJoinBeforeClaim(t *testing.T) {
@@ -196,10 +205,10 @@ func TestJoinBeforeClaim(t *testing.T) {
 }
 
 func TestAloneAfterTheJoinTimeout(t *testing.T) {
-	// Another Node, but no speaker reported from it (or one that stopped gracefully).
-	stopped := reported("b")
-	stopped.Status.Members = nil
-	h := newHarness(t, false, stopped)
+	// Another Node, but no Ready speaker reported from it (one stuck joining itself).
+	stuck := reported("b")
+	stuck.Status.Conditions[0].Status, stuck.Status.Conditions[0].Reason = metav1.ConditionFalse, ReasonJoining
+	h := newHarness(t, false, stuck)
 	h.s.sync(t.Context())
 	if len(h.l2.want) != 0 {
 		t.Errorf("claimed %v before the join timeout", h.l2.want)
@@ -333,6 +342,13 @@ func TestSyncFailureIsNotReady(t *testing.T) {
 	if c := h.condition(t, ConditionReady); c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "no Ethernet address") {
 		t.Errorf("Ready: %+v", c)
 	}
+	var st v1alpha1.SpeakerStatus
+	if err := h.c.Get(t.Context(), client.ObjectKey{Name: "a"}, &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Status.Announcements) != 0 {
+		t.Errorf("reports %+v although its interface would not open", st.Status.Announcements)
+	}
 }
 
 // bWins is an address that rendezvous hashing gives to b over a (vip goes to a).
@@ -432,5 +448,43 @@ func TestPartitionedSpeakerYields(t *testing.T) {
 	h.s.sync(t.Context())
 	if len(h.l2.want) != 1 {
 		t.Errorf("after b fell silent: %v", h.l2.want)
+	}
+}
+
+// Every plan asks again for the deadlines it waits on: a pending handover keeps its wake
+// when an earlier one fires.
+func TestWakeKeepsEveryDeadline(t *testing.T) {
+	h := newHarness(t, false, reported("b"))
+	h.cluster.joined = true
+	h.cluster.members["b"] = true
+	h.cluster.meta["b"] = encodeMeta(0, nil)
+	h.s.sync(t.Context()) // the first plan after joining: a waits 1 s for vip
+	if want := clockT0.Add(time.Second); !h.s.wakeTime.Equal(want) {
+		t.Fatalf("wake at %s, want %s", h.s.wakeTime, want)
+	}
+	h.now = clockT0.Add(500 * time.Millisecond) // some earlier wake fired
+	h.s.sync(t.Context())
+	if want := clockT0.Add(time.Second); !h.s.wakeTime.Equal(want) {
+		t.Errorf("after an earlier wake: wake at %s, want %s still", h.s.wakeTime, want)
+	}
+}
+
+// When this node's links do not fit in the metadata, it plans with them unknown, as the
+// others do, and finds its interface itself.
+func TestTruncatedLinksSameView(t *testing.T) {
+	h := newHarness(t, false)
+	h.cluster.joined = true
+	var many []host.Link
+	for i := range 40 {
+		many = append(many, host.Link{Name: fmt.Sprintf("vlan%d", 100+i), MAC: net.HardwareAddr{2, 0, 0, 0, 1, byte(i)},
+			Prefixes: []netip.Prefix{netip.MustParsePrefix(fmt.Sprintf("2001:db8:%x::/64", i))}})
+	}
+	h.s.host.(*fakeHost).links = append(many, lanA)
+	h.s.sync(t.Context())
+	if h.s.linksComplete {
+		t.Fatal("41 links fit in the metadata: the test needs more")
+	}
+	if got := h.l2.want[vip]; len(got) != 1 || got[0] != "eth0" {
+		t.Errorf("answers for %s on %v, want eth0 (its prefix)", vip, got)
 	}
 }

@@ -59,8 +59,10 @@ type Announcer struct {
 	gen    map[owned]uint64 // bumped on every take-over, so an old burst stops
 	next   uint64
 	closed bool
-	// defended is when each owned address was last defended.
+	// defended is when each owned address was last defended; deferred marks those with a
+	// defence due at the end of the interval (a claim came while defending was held back).
 	defended map[owned]time.Time
+	deferred map[owned]bool
 }
 
 // owned is one address on one interface.
@@ -73,41 +75,69 @@ type owned struct {
 // claim by another MAC for an owned address; it must not block.
 func New(log logr.Logger, onConflict func(Conflict)) *Announcer {
 	return &Announcer{log: log, onConflict: onConflict, owned: map[netip.Addr]map[string]bool{}, ifaces: map[string]*responder{},
-		gen: map[owned]uint64{}, defended: map[owned]time.Time{}}
+		gen: map[owned]uint64{}, defended: map[owned]time.Time{}, deferred: map[owned]bool{}}
 }
 
 // conflict handles a claim by mac for addr seen on iface: counted, defended with one
-// announcement unless the address was defended less than DefendInterval ago, and reported.
+// announcement unless the address was defended less than DefendInterval ago (then once more
+// when the interval ends, so the claimant's later announcements do not have the last word),
+// and reported.
 func (a *Announcer) conflict(r *responder, addr netip.Addr, mac net.HardwareAddr) {
 	a.Stats.Conflicts.Add(1)
 	c := Conflict{Addr: addr, MAC: mac, Interface: r.ifi.Name, At: time.Now()}
 	k := owned{addr, r.ifi.Name}
 	a.mu.Lock()
-	if a.owned[addr][r.ifi.Name] && a.ifaces[r.ifi.Name] == r && c.At.Sub(a.defended[k]) >= DefendInterval {
+	mine := a.owned[addr][r.ifi.Name] && a.ifaces[r.ifi.Name] == r
+	switch last := a.defended[k]; {
+	case !mine:
+	case c.At.Sub(last) >= DefendInterval:
 		a.defended[k] = c.At
 		c.Defended = true
+	case !a.deferred[k]:
+		a.deferred[k] = true
+		time.AfterFunc(last.Add(DefendInterval).Sub(c.At), func() { a.defendLater(r, k) })
 	}
 	a.mu.Unlock()
 	if c.Defended {
-		if err := r.announce(addr); err != nil {
-			r.sendFailed(err, "Cannot defend an address", addr)
-		} else {
-			a.Stats.Defences.Add(1)
-			a.Stats.Gratuitous.Add(1)
-		}
+		a.defend(r, addr)
 	}
 	if a.onConflict != nil {
 		a.onConflict(c)
 	}
 }
 
+// defendLater sends the defence held back during the interval, if the address is still
+// owned there.
+func (a *Announcer) defendLater(r *responder, k owned) {
+	a.mu.Lock()
+	due := a.deferred[k] && a.owned[k.addr][k.iface] && a.ifaces[k.iface] == r
+	delete(a.deferred, k)
+	if due {
+		a.defended[k] = time.Now()
+	}
+	a.mu.Unlock()
+	if due {
+		a.defend(r, k.addr)
+	}
+}
+
+func (a *Announcer) defend(r *responder, addr netip.Addr) {
+	if err := r.announce(addr); err != nil {
+		r.sendFailed(err, "Cannot defend an address", addr)
+		return
+	}
+	a.Stats.Defences.Add(1)
+	a.Stats.Gratuitous.Add(1)
+}
+
 // dropStale closes the responders whose interface is gone, was re-created (another index),
 // changed its MAC or is down, and forgets what they owned: Apply then reopens them on the
-// interface as it is now and announces the addresses again. Called with a.mu held.
-func (a *Announcer) dropStale() {
+// interface as it is now and announces the addresses again. now are the interfaces as they
+// are (nil: they could not be read, and nothing is dropped). Called with a.mu held.
+func (a *Announcer) dropStale(now map[string]net.Interface) {
 	for name, r := range a.ifaces {
-		cur, err := net.InterfaceByName(name)
-		if err == nil && cur.Index == r.ifi.Index && bytes.Equal(cur.HardwareAddr, r.ifi.HardwareAddr) && cur.Flags&net.FlagUp != 0 {
+		cur, ok := now[name]
+		if ok && cur.Index == r.ifi.Index && bytes.Equal(cur.HardwareAddr, r.ifi.HardwareAddr) && cur.Flags&net.FlagUp != 0 {
 			continue
 		}
 		a.log.Info("Interface changed; reopening", "interface", name)
@@ -148,13 +178,17 @@ func (a *Announcer) Owned() map[netip.Addr][]string {
 // Apply makes want (address → interface names) the owned set. An interface that cannot be
 // opened is reported in the error; the addresses on the other interfaces are applied.
 func (a *Announcer) Apply(want map[netip.Addr][]string) error {
+	// One read of the interfaces, before taking the lock the responders answer under.
+	now := interfacesNow()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
 		return errors.New("announcer closed")
 	}
 	var errs []error
-	a.dropStale()
+	if now != nil {
+		a.dropStale(now)
+	}
 	// Drop first: stop answering for what is no longer ours.
 	for addr, ifs := range a.owned {
 		for name := range ifs {
@@ -193,6 +227,19 @@ func (a *Announcer) Apply(want map[netip.Addr][]string) error {
 	}
 	a.closeUnused()
 	return errors.Join(errs...)
+}
+
+// interfacesNow lists the host's interfaces by name (nil when they cannot be read).
+func interfacesNow() map[string]net.Interface {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil
+	}
+	out := make(map[string]net.Interface, len(ifs))
+	for _, i := range ifs {
+		out[i.Name] = i
+	}
+	return out
 }
 
 // Reannounce sends a new Burst of gratuitous packets for every address owned: after a
@@ -271,6 +318,7 @@ func (a *Announcer) Close() {
 	a.owned = map[netip.Addr]map[string]bool{}
 	a.gen = map[owned]uint64{}
 	a.defended = map[owned]time.Time{}
+	a.deferred = map[owned]bool{}
 	ifaces := a.ifaces
 	a.ifaces = map[string]*responder{}
 	a.mu.Unlock()

@@ -156,8 +156,8 @@ func (c *Cluster) Joined() bool {
 }
 
 // SetMeta publishes this member's metadata (at most memberlist.MetaMaxSize bytes) to the
-// others, waiting up to timeout (which must be positive) for the update to be broadcast;
-// when that takes longer, it still goes out with the next gossip.
+// others, waiting up to timeout for the update to be broadcast; when that takes longer it
+// returns ErrMetaQueued, and the update still goes out with the next gossip.
 func (c *Cluster) SetMeta(b []byte, timeout time.Duration) error {
 	if len(b) > memberlist.MetaMaxSize {
 		return fmt.Errorf("metadata of %d bytes exceeds %d", len(b), memberlist.MetaMaxSize)
@@ -167,13 +167,28 @@ func (c *Cluster) SetMeta(b []byte, timeout time.Duration) error {
 		c.mu.Unlock()
 		return nil
 	}
+	before := c.mine
 	c.mine = bytes.Clone(b)
 	c.mu.Unlock()
-	if err := c.ml.UpdateNode(max(timeout, time.Millisecond)); err != nil && !strings.Contains(err.Error(), "timeout") {
+	err := c.ml.UpdateNode(max(timeout, time.Millisecond))
+	switch {
+	case err == nil:
+		return nil
+	case strings.Contains(err.Error(), "timeout"):
+		// Queued: it goes out with the next gossip.
+		return fmt.Errorf("%w: %w", ErrMetaQueued, err)
+	default:
+		// Not sent: the next SetMeta tries again.
+		c.mu.Lock()
+		c.mine = before
+		c.mu.Unlock()
 		return err
 	}
-	return nil
 }
+
+// ErrMetaQueued says the metadata update was not broadcast within the timeout; it goes out with
+// the next gossip.
+var ErrMetaQueued = errors.New("metadata update queued")
 
 // Departed returns the last metadata of each member that left or died and has not returned.
 func (c *Cluster) Departed() map[string][]byte {
