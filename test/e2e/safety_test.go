@@ -142,7 +142,8 @@ func TestRollingRestartOnTheWire(t *testing.T) {
 			t.Fatal(err)
 		}
 		allReady(t)
-		time.Sleep(2 * time.Second) // handovers back to the returned speaker are done
+		owner(t, v4) // one node announces each address again
+		owner(t, v6)
 	}
 	for i, p := range []*lab.Prober{probe4, probe6} {
 		res := p.Stop()
@@ -353,10 +354,13 @@ func TestForeignDeviceConflict(t *testing.T) {
 		}
 		return fmt.Errorf("%d Events, none naming %s", len(evs.Items), dev.MAC)
 	})
-	c, err := speakerCondition(ctx, own.Name, "Conflict")
-	if err != nil || c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, dev.MAC) {
-		t.Errorf("%s's Conflict condition: %+v (%v)", own.Name, c, err)
-	}
+	eventually(t, 30*time.Second, own.Name+"'s Conflict condition names the device", func(ctx context.Context) error {
+		c, err := speakerCondition(ctx, own.Name, "Conflict")
+		if err == nil && (c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, dev.MAC)) {
+			err = fmt.Errorf("Conflict %+v", c)
+		}
+		return err
+	})
 }
 
 // The owner's interface changes under it: re-created with a new MAC (and index), the router
