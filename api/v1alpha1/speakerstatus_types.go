@@ -96,8 +96,8 @@ type SpeakerReport struct {
 	// +listType=map
 	// +listMapKey=name
 	Interfaces []SpeakerInterface `json:"interfaces,omitempty"`
-	// Conflicts are addresses this node announces that another MAC claims too (seen in the
-	// last 30 seconds).
+	// Conflicts are addresses this node announced that another MAC claimed too, seen in the
+	// last 30 seconds (this node may have yielded the address since).
 	// +optional
 	// +kubebuilder:validation:MaxItems=1024
 	// +listType=map

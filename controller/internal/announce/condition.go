@@ -138,7 +138,7 @@ func Desired(ips []netip.Addr, announced map[netip.Addr][]announcer, conflicts m
 				who = fmt.Sprintf("%s (the speaker on %s)", x.mac, x.node)
 			}
 			c.Status, c.Reason = metav1.ConditionFalse, ReasonConflict
-			c.Message = fmt.Sprintf("%s is announced by %s and also claimed by %s: clients may reach either", ip, x.seenBy, who)
+			c.Message = fmt.Sprintf("%s, announced by %s, was also claimed by %s in the last 30 s: clients may reach either", ip, x.seenBy, who)
 			return c
 		}
 		ans := announced[ip]

@@ -56,15 +56,15 @@ func (l *conflictLog) add(c layer2.Conflict) {
 	}
 }
 
-// current returns the claims seen within hold before now, forgetting older ones and those
-// for addresses this node no longer owns, and marks them all reported; fresh are the ones
-// not reported before.
-func (l *conflictLog) current(now time.Time, hold time.Duration, owned func(netip.Addr) bool) (all, fresh map[netip.Addr]claim) {
+// current returns the claims seen within hold before now (also for addresses this node
+// has yielded since: the conflict happened), forgetting older ones, and marks them all
+// reported; fresh are the ones not reported before.
+func (l *conflictLog) current(now time.Time, hold time.Duration) (all, fresh map[netip.Addr]claim) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	all, fresh = map[netip.Addr]claim{}, map[netip.Addr]claim{}
 	for a, cl := range l.seen {
-		if now.Sub(cl.last) > hold || !owned(a) {
+		if now.Sub(cl.last) > hold {
 			delete(l.seen, a)
 			continue
 		}
@@ -103,22 +103,18 @@ func claimant(mac, node string) string {
 // reportConflicts turns the claims seen into Events on the Services (once per claimant), the
 // metric and the SpeakerStatus entries, and asks for a plan when the oldest expires.
 func (s *speaker) reportConflicts(svcs []corev1.Service, mine map[annKey]announcement, now time.Time) []v1alpha1.AddressConflict {
-	// Claims for an address given up in this plan (yielded to the claimant) are reported
-	// once more, with the Services it had.
-	had := func(a netip.Addr) (announcement, bool) {
-		if an, ok := mine[annKey{a, v1alpha1.ModeL2}]; ok {
-			return an, true
-		}
-		an, ok := s.owned[annKey{a, v1alpha1.ModeL2}]
-		return an, ok
-	}
-	all, fresh := s.conflicts.current(now, conflictHold, func(a netip.Addr) bool {
-		_, ok := had(a)
-		return ok
-	})
-	byKey := map[string]*corev1.Service{}
+	all, fresh := s.conflicts.current(now, conflictHold)
+	// The Services holding each address in conflict: the claim may have made this node give
+	// the address up already.
+	holders := map[netip.Addr][]*corev1.Service{}
 	for i := range svcs {
-		byKey[svcs[i].Namespace+"/"+svcs[i].Name] = &svcs[i]
+		for _, in := range svcs[i].Status.LoadBalancer.Ingress {
+			if a, err := netip.ParseAddr(in.IP); err == nil {
+				if _, ok := fresh[a]; ok {
+					holders[a] = append(holders[a], &svcs[i])
+				}
+			}
+		}
 	}
 	// Two of this node's own interfaces on one segment hear each other: no conflict.
 	for a, cl := range all {
@@ -136,12 +132,9 @@ func (s *speaker) reportConflicts(svcs []corev1.Service, mine map[annKey]announc
 		}
 		s.m.conflicts.WithLabelValues(source).Inc()
 		s.log.Info("Address conflict", "ip", a.String(), "mac", cl.mac, "node", node)
-		an, _ := had(a)
 		_, keeps := mine[annKey{a, v1alpha1.ModeL2}]
-		for _, name := range an.services {
-			svc := byKey[name]
+		for _, svc := range holders[a] {
 			switch {
-			case svc == nil:
 			case keeps:
 				s.recorder.Eventf(svc, nil, corev1.EventTypeWarning, ReasonAddressConflict, "Defend",
 					"%s is also claimed by %s; %s announces it", a, claimant(cl.mac, node), s.node)

@@ -95,10 +95,6 @@ type speaker struct {
 	lastOwner map[netip.Addr]string
 	planned   bool
 	pending   map[netip.Addr]time.Time
-	// resume are the addresses the others held for this node while its speaker restarted,
-	// until resumeUntil: taken up at once.
-	resume      map[netip.Addr]bool
-	resumeUntil time.Time
 	// peers are the memberlist addresses of nodes not in the cluster, for the join loop.
 	peers atomic.Pointer[[]string]
 	// macs maps every MAC a speaker published to its node, kept after it leaves (a
@@ -162,7 +158,6 @@ func (s *speaker) Start(ctx context.Context) error {
 	tick := time.NewTicker(s.resync)
 	defer tick.Stop()
 	go s.joinLoop(ctx)
-	s.resume, s.resumeUntil = s.resumable(ctx)
 	s.sync(ctx)
 	for {
 		select {
@@ -218,9 +213,8 @@ func (s *speaker) stop() {
 	defer scancel()
 	hold := s.holdOnStop()
 	if hold > 0 {
-		// Written before the others start holding: the restarted speaker reads when the hold
-		// began from it, and takes up at once what it announced (see resumable). The report
-		// stays, and the others list this node among their members while they hold it.
+		// Written before the others start holding. The report stays, and the others list
+		// this node among their members while they hold it.
 		s.status.write(sctx, report{members: s.members, links: s.links, keep: true, ready: metav1.Condition{Type: ConditionReady,
 			Status: metav1.ConditionFalse, Reason: ReasonRestarting, Message: fmt.Sprintf("restarting; the other speakers hold this node's addresses for %s", hold)}})
 		s.holding = hold
@@ -240,32 +234,6 @@ func (s *speaker) stop() {
 		s.status.write(sctx, report{ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonStopped, Message: "the speaker stopped"}})
 	}
 	s.log.Info("Stopped", "took", time.Since(start).String())
-}
-
-// resumable reads this node's SpeakerStatus as the last speaker left it: stopped for a
-// restart less than the hold ago, its layer-2 addresses are still held for it by the others
-// (they planned with it all along, so none of them answers), and this speaker may answer for
-// them at once instead of after the handover delay. Read before the first status write.
-func (s *speaker) resumable(ctx context.Context) (map[netip.Addr]bool, time.Time) {
-	var st v1alpha1.SpeakerStatus
-	if err := s.reader.Get(ctx, client.ObjectKey{Name: s.node}, &st); err != nil {
-		return nil, time.Time{}
-	}
-	c := meta.FindStatusCondition(st.Status.Conditions, ConditionReady)
-	if c == nil || c.Reason != ReasonRestarting || s.restartHold <= 0 {
-		return nil, time.Time{}
-	}
-	until := c.LastTransitionTime.Add(s.restartHold)
-	if !s.now().Before(until) {
-		return nil, time.Time{}
-	}
-	out := map[netip.Addr]bool{}
-	for _, a := range st.Status.Announcements {
-		if ip, err := netip.ParseAddr(a.IP); err == nil && a.Mode == v1alpha1.ModeL2 {
-			out[ip] = true
-		}
-	}
-	return out, until
 }
 
 // holdOnStop is the restart hold to ask for: none when holds are off, when no other speaker
@@ -597,9 +565,6 @@ func (s *speaker) claimable(d planner.Decision, members map[string]bool, now tim
 	if _, had := s.owned[annKey{d.Addr, v1alpha1.ModeL2}]; had || s.handover <= 0 {
 		return true
 	}
-	if s.resume[d.Addr] && now.Before(s.resumeUntil) {
-		return true
-	}
 	if at, ok := s.pending[d.Addr]; ok {
 		if now.Before(at) {
 			s.wakeAt(at)
@@ -630,7 +595,6 @@ func (s *speaker) remember(decisions []planner.Decision) {
 		}
 	}
 	s.lastOwner, s.planned = owners, true
-	s.resume = nil // only the first plan after joining takes up what was held
 }
 
 // peerAddrs are the memberlist addresses of the nodes whose speakers are not members.

@@ -488,30 +488,3 @@ func TestTruncatedLinksSameView(t *testing.T) {
 		t.Errorf("answers for %s on %v, want eth0 (its prefix)", vip, got)
 	}
 }
-
-// A speaker back from a restart within the hold takes up at once what the others held for
-// it; later than the hold, it waits as for any handover.
-func TestResumeAfterRestart(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		stopped time.Duration // before clockT0
-		atOnce  bool
-	}{{"within the hold", 3 * time.Second, true}, {"after the hold", 11 * time.Second, false}} {
-		t.Run(tc.name, func(t *testing.T) {
-			own := &v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: "a"}, Status: v1alpha1.SpeakerReport{Members: []string{"a", "b"},
-				Announcements: []v1alpha1.Announcement{{IP: vip.String(), Mode: v1alpha1.ModeL2}},
-				Conditions: []metav1.Condition{{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonRestarting,
-					LastTransitionTime: metav1.NewTime(clockT0.Add(-tc.stopped))}}}}
-			h := newHarness(t, false, reported("b"), own)
-			h.s.restartHold = 10 * time.Second
-			h.cluster.joined = true
-			h.cluster.members["b"] = true
-			h.cluster.meta["b"] = encodeMeta(0, nil)
-			h.s.resume, h.s.resumeUntil = h.s.resumable(t.Context())
-			h.s.sync(t.Context())
-			if got := len(h.l2.want) == 1; got != tc.atOnce {
-				t.Errorf("claimed at once: %v, want %v", got, tc.atOnce)
-			}
-		})
-	}
-}
