@@ -292,7 +292,9 @@ func testBGP(t *testing.T, kind lab.RouterKind) {
 		rehash, other := hops.split(res.Samples)
 		t.Logf("graceful stop and restart of node-1's speaker: %d requests, %d failed in flight across one of the router's %d next-hop changes (ECMP rehash), %d otherwise",
 			len(res.Samples), len(rehash), changes, len(other))
-		if changes < 2 {
+		if changes < 2 && len(rehash)+len(other) > 0 {
+			// The watch polls: a withdrawal and return between two looks is one change or
+			// none. That only matters when there are losses to tell apart.
 			t.Errorf("the router's next hops changed %d times, want the withdrawal and the return: the losses cannot be told apart", changes)
 		}
 		if len(other) > 0 {
