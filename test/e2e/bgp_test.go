@@ -421,7 +421,11 @@ func TestBGPMultihop(t *testing.T) {
 		}
 		return err
 	})
-	if st := session(t.Context()); st != "Established" {
-		t.Errorf("session state %q", st)
-	}
+	// The SpeakerStatus follows the session: it may still say OpenConfirm when the route is in.
+	eventually(t, 30*time.Second, "the session reported Established", func(ctx context.Context) error {
+		if st := session(ctx); st != "Established" {
+			return fmt.Errorf("session state %q", st)
+		}
+		return nil
+	})
 }
