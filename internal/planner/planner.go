@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"cmp"
 	"net/netip"
 	"slices"
 	"strings"
@@ -223,13 +224,7 @@ func firstCapable(in Input, addr netip.Addr, pools []string, svcs []*Service, no
 		order = append(order, ranked{n, score(n, a)})
 	}
 	slices.SortFunc(order, func(x, y ranked) int {
-		if x.score != y.score {
-			if x.score > y.score {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(x.name, y.name)
+		return cmp.Or(cmp.Compare(y.score, x.score), strings.Compare(x.name, y.name))
 	})
 	for _, r := range order {
 		if ifs, onNode := interfacesOn(in, r.name, addr, pools, svcs); len(ifs) > 0 || onNode {

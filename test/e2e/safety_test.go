@@ -66,6 +66,17 @@ func readyAfterCleanup(t *testing.T) {
 	}
 }
 
+// webEverywhere deploys web on every node behind a dual-stack L2 Service in a namespace of
+// the test's, and waits until the client reaches its IPv4 address.
+func webEverywhere(t *testing.T) (ns string, svc *corev1.Service, v4, v6 netip.Addr) {
+	t.Helper()
+	ns = namespace(t)
+	deploy(t, ns, "web", "node-1", "node-2", "node-3")
+	svc, v4, v6 = l2Service(t, ns, "web", nil)
+	reach(t, v4)
+	return ns, svc, v4, v6
+}
+
 // otherNodes names the nodes but n.
 func otherNodes(n *lab.Node) []string {
 	var out []string
@@ -123,10 +134,7 @@ func noOverlap(t *testing.T, r lab.ClaimResult) {
 // restarting speaker's addresses, so no address moves, no request fails and no two MACs
 // ever answer for an address in the same 10 ms.
 func TestRollingRestartOnTheWire(t *testing.T) {
-	ns := namespace(t)
-	deploy(t, ns, "web", "node-1", "node-2", "node-3")
-	_, v4, v6 := l2Service(t, ns, "web", nil)
-	reach(t, v4)
+	_, _, v4, v6 := webEverywhere(t)
 	reach(t, v6)
 	allReady(t)
 	probe4 := lab.StartProbe(cluster.ClientNetns, lab.URL(v4, 80), 10*time.Millisecond, 500*time.Millisecond)
@@ -173,10 +181,7 @@ func TestRollingRestartOnTheWire(t *testing.T) {
 // A speaker that can reach no other speaker (its memberlist port blocked) announces nothing
 // while the others live, and says why; unblocked, it joins.
 func TestUnjoinableSpeakerAnnouncesNothing(t *testing.T) {
-	ns := namespace(t)
-	deploy(t, ns, "web", "node-1", "node-2", "node-3")
-	_, v4, _ := l2Service(t, ns, "web", nil)
-	reach(t, v4)
+	_, _, v4, _ := webEverywhere(t)
 	allReady(t)
 	n := cluster.Node("node-3")
 	sp := n.Process("speaker")
@@ -224,10 +229,7 @@ func TestUnjoinableSpeakerAnnouncesNothing(t *testing.T) {
 // A partition makes both sides claim the address: the conflict is reported (Event, metric,
 // condition); after healing one MAC answers and the router holds the owner's.
 func TestPartitionConflict(t *testing.T) {
-	ns := namespace(t)
-	deploy(t, ns, "web", "node-1", "node-2", "node-3")
-	_, v4, v6 := l2Service(t, ns, "web", nil)
-	reach(t, v4)
+	_, _, v4, v6 := webEverywhere(t)
 	allReady(t)
 	own := owner(t, v4)
 	own6 := owner(t, v6)
@@ -350,10 +352,7 @@ func TestPartitionConflict(t *testing.T) {
 
 // A device that is no speaker claiming an address: the owner names its MAC in an Event.
 func TestForeignDeviceConflict(t *testing.T) {
-	ns := namespace(t)
-	deploy(t, ns, "web", "node-1", "node-2", "node-3")
-	svc, v4, _ := l2Service(t, ns, "web", nil)
-	reach(t, v4)
+	ns, svc, v4, _ := webEverywhere(t)
 	own := owner(t, v4)
 	dev, err := cluster.AddDevice(t.Context(), "rogue", 91)
 	if err != nil {
@@ -392,10 +391,7 @@ func TestForeignDeviceConflict(t *testing.T) {
 // The owner's interface changes under it: re-created with a new MAC (and index), the router
 // moves to the new MAC; a link down hands the address to another node; up again, all is well.
 func TestOwnerInterfaceChanges(t *testing.T) {
-	ns := namespace(t)
-	deploy(t, ns, "web", "node-1", "node-2", "node-3")
-	_, v4, _ := l2Service(t, ns, "web", nil)
-	reach(t, v4)
+	_, _, v4, _ := webEverywhere(t)
 	allReady(t)
 	own := owner(t, v4)
 	ctx := t.Context()
@@ -457,10 +453,7 @@ func TestOwnerInterfaceChanges(t *testing.T) {
 // The node the election prefers has the interface excluded: another node announces the
 // address, and the excluded interface is not in its SpeakerStatus.
 func TestExcludedInterfaceGoesElsewhere(t *testing.T) {
-	ns := namespace(t)
-	deploy(t, ns, "web", "node-1", "node-2", "node-3")
-	_, v4, _ := l2Service(t, ns, "web", nil)
-	reach(t, v4)
+	_, _, v4, _ := webEverywhere(t)
 	allReady(t)
 	own := owner(t, v4)
 	sp := own.Process("speaker")

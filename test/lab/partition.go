@@ -72,14 +72,6 @@ func (n *Node) Unblock(ctx context.Context) error {
 	return nil
 }
 
-// Addr returns the node's fabric address of a family.
-func (n *Node) Addr(v4 bool) netip.Addr {
-	if v4 {
-		return n.IPv4
-	}
-	return n.IPv6
-}
-
 // Device is a host on the fabric that runs no speaker: a device configured by hand, for
 // conflict tests.
 type Device struct {

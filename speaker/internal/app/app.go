@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"path"
 	"strings"
 	"time"
 
@@ -77,11 +76,12 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if o.Node == "" {
 		return errors.New("the node name is required (--node-name or NODE_NAME)")
 	}
-	for _, p := range o.ExcludeInterfaces {
-		if _, err := path.Match(p, ""); err != nil {
-			return fmt.Errorf("--exclude-interfaces: bad pattern %q: %w", p, err)
-		}
+	// Opened first: it checks the --exclude-interfaces patterns before anything starts.
+	links, err := host.Open(o.ExcludeInterfaces)
+	if err != nil {
+		return fmt.Errorf("--exclude-interfaces: %w", err)
 	}
+	defer links.Close()
 	log := ctrl.Log.WithName("speaker").WithValues("node", o.Node)
 	scheme := runtime.NewScheme()
 	if err := errors.Join(clientgoscheme.AddToScheme(scheme), v1alpha1.AddToScheme(scheme)); err != nil {
@@ -118,11 +118,6 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if err != nil {
 		return err
 	}
-	links, err := host.Open(o.ExcludeInterfaces)
-	if err != nil {
-		return err
-	}
-	defer links.Close()
 	var conflicts *conflictLog
 	ann := layer2.New(log.WithName("layer2"), func(c layer2.Conflict) { conflicts.add(c) })
 	m := newMetrics(&ann.Stats)

@@ -261,24 +261,23 @@ func (s *speaker) holdOnStop() time.Duration {
 // planMembers are the live members, the speakers held for a restart and the speakers heard
 // claiming this node's addresses. A held speaker keeps winning its addresses, so nobody
 // takes them over, until it returns or its hold ends.
-func (s *speaker) planMembers(live map[string]bool, now time.Time) (plan, listed map[string]bool) {
+func (s *speaker) planMembers(live map[string]bool, metas map[string]nodeMeta, now time.Time) (plan, listed map[string]bool) {
 	if s.holds == nil {
 		s.holds = map[string]time.Time{}
 	}
-	departed := s.cluster.Departed()
+	// A member in metas but not live has departed: metas holds its last metadata.
 	for name := range s.holds {
-		if _, gone := departed[name]; !gone || live[name] {
+		if _, known := metas[name]; !known || live[name] {
 			delete(s.holds, name)
 		}
 	}
 	plan, listed = maps.Clone(live), maps.Clone(live)
-	for name, b := range departed {
-		if live[name] {
+	for name, m := range metas {
+		if live[name] || name == s.node {
 			continue
 		}
 		until, seen := s.holds[name]
 		if !seen {
-			m := decodeMeta(b)
 			if m.hold <= 0 {
 				continue
 			}
@@ -319,10 +318,11 @@ func (s *speaker) sync(ctx context.Context) {
 		return
 	}
 	live := w.Members
-	s.learnMACs()
+	metas := s.memberMetas()
+	s.learnMACs(metas)
 	var listed map[string]bool
-	w.Members, listed = s.planMembers(live, now)
-	w.Links = s.memberLinks(w.Members)
+	w.Members, listed = s.planMembers(live, metas, now)
+	w.Links = s.memberLinks(w.Members, metas)
 	s.peers.Store(ptr(s.peerAddrs(w.Nodes, live)))
 	ready := s.gate(ctx, w, now)
 	in := w.Input()
@@ -442,27 +442,29 @@ func (s *speaker) publishLinks() {
 // others' from their metadata (a held speaker's from its last). A member whose metadata is
 // missing, unreadable or truncated is left out (not restricted) rather than taken to have
 // none.
-func (s *speaker) memberLinks(members map[string]bool) map[string][]planner.Link {
+func (s *speaker) memberLinks(members map[string]bool, metas map[string]nodeMeta) map[string][]planner.Link {
 	out := map[string][]planner.Link{}
 	if s.linksComplete {
 		out[s.node] = plannerLinks(s.links)
 	}
-	for name, b := range s.allMeta() {
-		if name == s.node || !members[name] {
-			continue
-		}
-		if m := decodeMeta(b); m.complete {
+	for name, m := range metas {
+		if name != s.node && members[name] && m.complete {
 			out[name] = plannerLinks(m.links)
 		}
 	}
 	return out
 }
 
-// allMeta is the metadata of every member, live or departed (the live one wins).
-func (s *speaker) allMeta() map[string][]byte {
-	out := map[string][]byte{}
-	maps.Copy(out, s.cluster.Departed())
-	maps.Copy(out, s.cluster.Meta())
+// memberMetas is the metadata of every member, live or departed (the live one wins), read
+// once per plan.
+func (s *speaker) memberMetas() map[string]nodeMeta {
+	raw := map[string][]byte{}
+	maps.Copy(raw, s.cluster.Departed())
+	maps.Copy(raw, s.cluster.Meta())
+	out := make(map[string]nodeMeta, len(raw))
+	for name, b := range raw {
+		out[name] = decodeMeta(b)
+	}
 	return out
 }
 
@@ -475,15 +477,15 @@ func plannerLinks(links []host.Link) []planner.Link {
 }
 
 // learnMACs remembers the MAC of every interface a speaker published.
-func (s *speaker) learnMACs() {
+func (s *speaker) learnMACs(metas map[string]nodeMeta) {
 	if s.macs == nil {
 		s.macs = map[string]string{}
 	}
 	for _, l := range s.links {
 		s.macs[l.MAC.String()] = s.node
 	}
-	for name, b := range s.allMeta() {
-		for _, l := range decodeMeta(b).links {
+	for name, m := range metas {
+		for _, l := range m.links {
 			s.macs[l.MAC.String()] = name
 		}
 	}

@@ -84,6 +84,20 @@ func neighbourMAC(ctx context.Context, l *lab.Lab, addr netip.Addr) string {
 	return ""
 }
 
+// reachedThrough waits until the client reaches addr and the router resolves it to mac.
+func reachedThrough(t *testing.T, l *lab.Lab, addr netip.Addr, mac string) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("the router resolves %s to %s", addr, mac), func(ctx context.Context) error {
+		if _, err := lab.Get(ctx, l.ClientNetns, lab.URL(addr, 80), time.Second); err != nil {
+			return err
+		}
+		if got := neighbourMAC(ctx, l, addr); got != mac {
+			return fmt.Errorf("at %q", got)
+		}
+		return nil
+	})
+}
+
 func eventually(t *testing.T, what string, f func(ctx context.Context) error) {
 	t.Helper()
 	var last error
@@ -162,15 +176,7 @@ func TestReannounceCorrectsAStaleNeighbour(t *testing.T) {
 	_, apply2 := announcerOn(t, n2)
 	one := map[netip.Addr][]string{vip4: {"eth0"}}
 	apply1(one)
-	eventually(t, "the router resolves the address to node-1", func(ctx context.Context) error {
-		if _, err := lab.Get(ctx, l.ClientNetns, lab.URL(vip4, 80), time.Second); err != nil {
-			return err
-		}
-		if got := neighbourMAC(ctx, l, vip4); got != n1.MAC {
-			return fmt.Errorf("at %q", got)
-		}
-		return nil
-	})
+	reachedThrough(t, l, vip4, n1.MAC)
 	// node-2 claims it too, as a speaker alone in its cluster would, then lets go.
 	apply2(one)
 	eventually(t, "node-2's claim reaches the router", func(ctx context.Context) error {
@@ -258,15 +264,7 @@ func TestResponderFollowsAChangedMAC(t *testing.T) {
 	_, apply1 := announcerOn(t, n1)
 	one := map[netip.Addr][]string{vip4: {"eth0"}}
 	apply1(one)
-	eventually(t, "the router resolves the address to node-1", func(ctx context.Context) error {
-		if _, err := lab.Get(ctx, l.ClientNetns, lab.URL(vip4, 80), time.Second); err != nil {
-			return err
-		}
-		if got := neighbourMAC(ctx, l, vip4); got != n1.MAC {
-			return fmt.Errorf("at %q", got)
-		}
-		return nil
-	})
+	reachedThrough(t, l, vip4, n1.MAC)
 	const newMAC = "02:00:00:00:04:99"
 	setMAC := func(mac string) error {
 		out, err := exec.Command("ip", "-n", n1.Netns, "link", "set", "dev", "eth0", "address", mac).CombinedOutput()
