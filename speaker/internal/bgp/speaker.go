@@ -24,6 +24,10 @@ import (
 const (
 	DefaultConnectRetry = 5 * time.Second
 	idleHoldAfterReset  = 2
+	// restartDeferral bounds how long a restarted speaker waits for its peers' End-of-RIB
+	// before sending its routes: it imports nothing, so there is nothing to wait for beyond
+	// the peers that come up together.
+	restartDeferral = 1
 )
 
 // Speaker is one embedded GoBGP server: its sessions and the routes it announces.
@@ -37,6 +41,10 @@ type Speaker struct {
 	sessions map[string]Session
 	routes   map[netip.Prefix]Route
 	stop     context.CancelFunc
+	// restarting holds until the first Apply: the sessions it opens tell graceful-restart
+	// peers that this speaker restarted with its forwarding intact, so they keep the routes
+	// of the speaker that ran before until this one has sent its own (End-of-RIB).
+	restarting bool
 	// Updates counts paths announced or withdrawn.
 	Updates atomic.Uint64
 }
@@ -57,7 +65,7 @@ func New(log logr.Logger, routerID netip.Addr, asn uint32, changed func()) (*Spe
 		srv.Stop()
 		return nil, fmt.Errorf("starting BGP: %w", err)
 	}
-	s := &Speaker{log: log, srv: srv, RouterID: routerID, ASN: asn, sessions: map[string]Session{}, routes: map[netip.Prefix]Route{}, stop: cancel}
+	s := &Speaker{log: log, srv: srv, RouterID: routerID, ASN: asn, sessions: map[string]Session{}, routes: map[netip.Prefix]Route{}, stop: cancel, restarting: true}
 	if err := srv.AddPolicyAssignment(ctx, &api.AddPolicyAssignmentRequest{Assignment: exportAssignment()}); err != nil {
 		s.Close(context.Background(), false)
 		return nil, fmt.Errorf("setting the export default: %w", err)
@@ -75,7 +83,9 @@ func New(log logr.Logger, routerID netip.Addr, asn uint32, changed func()) (*Spe
 }
 
 // Apply makes the sessions and routes those given, changing only the difference. Routes to
-// a session not given are dropped. It returns every error met; what succeeded stays.
+// a session not given are dropped. New sessions open only once the routes are in place, so
+// the first UPDATEs they send (and the End-of-RIB after them) carry the whole table. It
+// returns every error met; what succeeded stays.
 func (s *Speaker) Apply(ctx context.Context, sessions []Session, routes []Route) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -84,7 +94,8 @@ func (s *Speaker) Apply(ctx context.Context, sessions []Session, routes []Route)
 	for _, ss := range sessions {
 		want[ss.Name] = ss
 	}
-	errs = append(errs, s.applySessions(ctx, want)...)
+	added, serrs := s.applySessions(ctx, want)
+	errs = append(errs, serrs...)
 	wantRoutes := map[netip.Prefix]Route{}
 	for _, r := range routes {
 		r.Peers = slices.DeleteFunc(slices.Clone(r.Peers), func(p string) bool { _, ok := s.sessions[p]; return !ok })
@@ -93,10 +104,18 @@ func (s *Speaker) Apply(ctx context.Context, sessions []Session, routes []Route)
 		}
 	}
 	errs = append(errs, s.applyRoutes(ctx, wantRoutes)...)
+	for _, ss := range added {
+		if err := s.openSession(ctx, ss); err != nil {
+			errs = append(errs, fmt.Errorf("peer %s: %w", ss.Name, err))
+		}
+	}
+	s.restarting = false
 	return errors.Join(errs...)
 }
 
-func (s *Speaker) applySessions(ctx context.Context, want map[string]Session) []error {
+// applySessions removes the sessions not wanted (or changed) and sets up the filters of the
+// new ones, which it returns for openSession.
+func (s *Speaker) applySessions(ctx context.Context, want map[string]Session) ([]Session, []error) {
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(s.sessions)) {
 		old := s.sessions[name]
@@ -107,21 +126,24 @@ func (s *Speaker) applySessions(ctx context.Context, want map[string]Session) []
 			errs = append(errs, err)
 		}
 	}
+	var added []Session
 	for _, name := range slices.Sorted(maps.Keys(want)) {
 		if _, ok := s.sessions[name]; ok {
 			continue
 		}
-		if err := s.addSession(ctx, want[name]); err != nil {
+		if err := s.addFilter(ctx, want[name]); err != nil {
 			errs = append(errs, fmt.Errorf("peer %s: %w", name, err))
+			continue
 		}
+		added = append(added, want[name])
 	}
-	return errs
+	return added, errs
 }
 
-// addSession creates the session's export filter (only its routes pass to its address) and
-// the neighbour.
-// Its routes are the ones already announced that name it.
-func (s *Speaker) addSession(ctx context.Context, ss Session) error {
+// addFilter creates the session's export filter (only its routes pass to its address) and
+// counts the session as configured; openSession then adds the neighbour. Its routes are the
+// ones already announced that name it.
+func (s *Speaker) addFilter(ctx context.Context, ss Session) error {
 	var prefixes []netip.Prefix
 	for p, r := range s.routes {
 		if slices.Contains(r.Peers, ss.Name) && p.Addr().Is4() == ss.Address.Is4() {
@@ -152,11 +174,19 @@ func (s *Speaker) addSession(ctx context.Context, ss Session) error {
 	if err := s.srv.AddPolicyAssignment(ctx, &api.AddPolicyAssignmentRequest{Assignment: exportAssignment(name)}); err != nil {
 		return err
 	}
-	if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peerConfig(ss)}); err != nil {
-		return errors.Join(err, s.dropFilter(ctx, name))
-	}
 	s.sessions[ss.Name] = ss
-	s.log.Info("Added BGP peer", "peer", ss.Name, "address", ss.Address.String(), "bfd", ss.BFD != nil, "md5", ss.Password != "")
+	return nil
+}
+
+// openSession adds the neighbour of a session whose filter is in place; on failure the
+// session is taken out again.
+func (s *Speaker) openSession(ctx context.Context, ss Session) error {
+	if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peerConfig(ss, s.restarting)}); err != nil {
+		delete(s.sessions, ss.Name)
+		return errors.Join(err, s.dropFilter(ctx, setName(ss.Name)))
+	}
+	s.log.Info("Added BGP peer", "peer", ss.Name, "address", ss.Address.String(), "bfd", ss.BFD != nil, "md5", ss.Password != "",
+		"restarting", s.restarting && ss.GracefulRestart > 0)
 	return nil
 }
 
@@ -276,14 +306,13 @@ func (s *Speaker) Sessions() []Session {
 	return slices.Collect(maps.Values(s.sessions))
 }
 
-// Close stops the server. With notify the peers get a Cease notification and drop the routes
-// at once; without, the connections just close, and a peer doing graceful restart keeps
-// forwarding by the routes until the speaker is back.
+// Close stops the server. With notify every peer gets a Cease notification and drops the
+// routes at once; without, the sessions that negotiated graceful restart just close (no
+// NOTIFICATION), so those peers keep forwarding by the routes, marked stale, until the
+// speaker is back or the restart time runs out (RFC 4724); the others get a Cease.
 func (s *Speaker) Close(ctx context.Context, notify bool) {
-	if notify {
-		if err := s.srv.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
-			s.log.Error(err, "Stopping BGP failed")
-		}
+	if err := s.srv.StopBgp(ctx, &api.StopBgpRequest{AllowGracefulRestart: !notify}); err != nil {
+		s.log.Error(err, "Stopping BGP failed")
 	}
 	s.stop()
 	s.srv.Stop()
@@ -379,8 +408,9 @@ func path(r Route, withdraw bool) (*apiutil.Path, error) {
 func seconds(d time.Duration) uint64 { return uint64(d.Round(time.Second) / time.Second) }
 
 // peerConfig is GoBGP's neighbour configuration for a session: one address family, the
-// peer address's.
-func peerConfig(ss Session) *api.Peer {
+// peer address's. restarting sets the graceful-restart Restart State and Forwarding State
+// bits: routes a peer kept from before the restart stay until this speaker's End-of-RIB.
+func peerConfig(ss Session, restarting bool) *api.Peer {
 	fam := family(ss.Address)
 	connect := ss.ConnectRetry
 	if connect == 0 {
@@ -408,7 +438,8 @@ func peerConfig(ss Session) *api.Peer {
 			RequiredMinimumReceive: uint32(b.Receive / time.Microsecond), DetectionMultiplier: b.Multiplier}
 	}
 	if ss.GracefulRestart > 0 {
-		p.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: uint32(seconds(ss.GracefulRestart))}
+		p.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: uint32(seconds(ss.GracefulRestart)),
+			LocalRestarting: restarting, DeferralTime: restartDeferral}
 		p.AfiSafis[0].MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
 	}
 	return p

@@ -34,11 +34,12 @@ func newReceiver(t *testing.T, addr string, port uint16, peerASN uint32) *receiv
 		t.Fatal(err)
 	}
 	for _, fam := range []bgp.Family{bgp.RF_IPv4_UC} {
-		err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
+		peer := &api.Peer{
 			Conf:      &api.PeerConf{NeighborAddress: "127.0.0.1", PeerAsn: peerASN},
 			Transport: &api.Transport{PassiveMode: true},
 			AfiSafis:  []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: api.Family_Afi(fam.Afi()), Safi: api.Family_Safi(fam.Safi())}, Enabled: true}}},
-		}})
+		}
+		err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peer})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -46,8 +47,12 @@ func newReceiver(t *testing.T, addr string, port uint16, peerASN uint32) *receiv
 	return &receiver{srv: srv, addr: netip.MustParseAddr(addr), port: port}
 }
 
-// routes are the prefixes the receiver learnt, with their communities and local-pref.
-func (r *receiver) routes(t *testing.T) map[string]string {
+// routes are the prefixes the receiver learnt, with their communities, local-pref, next hop
+// (when asked) and whether they are stale. (Graceful restart is tested against FRR and BIRD
+// in the lab: GoBGP as the receiving speaker races on its stale marking under -race.)
+func (r *receiver) routes(t *testing.T) map[string]string { return r.routesWith(t, false) }
+
+func (r *receiver) routesWith(t *testing.T, nextHops bool) map[string]string {
 	out := map[string]string{}
 	err := r.srv.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: bgp.RF_IPv4_UC},
 		func(prefix bgp.NLRI, paths []*apiutil.Path) {
@@ -62,7 +67,14 @@ func (r *receiver) routes(t *testing.T) map[string]string {
 					}
 				case *bgp.PathAttributeLocalPref:
 					desc += fmt.Sprintf(" lp=%d", a.Value)
+				case *bgp.PathAttributeNextHop:
+					if nextHops {
+						desc += fmt.Sprintf(" nh=%s", a.Value)
+					}
 				}
+			}
+			if paths[0].Stale {
+				desc += " stale"
 			}
 			out[prefix.String()] = desc
 		})
@@ -126,7 +138,10 @@ func TestSpeakerOnLoopback(t *testing.T) {
 	comm := fmt.Sprintf(" comm=[%d] large=1:2:3", 65000<<16|100)
 	eventually(t, "a's routes", wantRoutes(t, a, map[string]string{"203.0.113.1/32": comm, "203.0.113.2/32": ""}))
 	eventually(t, "b's routes", wantRoutes(t, b, map[string]string{"203.0.113.1/32": comm, "203.0.113.3/32": ""}))
-	// eBGP: local-pref stays home.
+	// eBGP: local-pref stays home. The next hop is the session's local address.
+	if got := a.routesWith(t, true)["203.0.113.2/32"]; got != " nh=127.0.0.1" {
+		t.Errorf("203.0.113.2/32 at a: %q, want next hop 127.0.0.1", got)
+	}
 
 	// Move .2 from a to b, drop .3, change .1's communities.
 	routes = []Route{
