@@ -169,6 +169,15 @@ type BGPSessionStatus struct {
 	// Advertised is the number of prefixes sent on the session.
 	// +optional
 	Advertised int32 `json:"advertised,omitempty"`
+	// Reason says what is wrong with the peer on this node (CamelCase, e.g. SecretNotFound),
+	// whether or not its session runs.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Reason string `json:"reason,omitempty"`
+	// Message explains Reason.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
 }
 
 // SpeakerStatusList is a list of SpeakerStatuses.

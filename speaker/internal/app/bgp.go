@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -24,6 +26,20 @@ import (
 // secretTTL is how long a read password is used before the Secret is read again.
 const secretTTL = 30 * time.Second
 
+// secretRetry is how soon a Secret that could not be read is read again.
+const secretRetry = 5 * time.Second
+
+// Reasons a speaker gives for a BGPPeer in its SpeakerStatus.
+const (
+	// ReasonSecretNotFound: the password Secret (or its key) does not exist.
+	ReasonSecretNotFound = "SecretNotFound"
+	// ReasonSecretUnreadable: the password Secret could not be read and no password was read
+	// before.
+	ReasonSecretUnreadable = "SecretUnreadable"
+	// ReasonInvalidPeer: the BGPPeer cannot be turned into a session.
+	ReasonInvalidPeer = "InvalidPeer"
+)
+
 // bgpSide runs the node's BGP speaker: created with the first session, its sessions and
 // routes follow the plan.
 type bgpSide struct {
@@ -34,32 +50,47 @@ type bgpSide struct {
 	sp      *bgp.Speaker
 	cache   map[string]cachedSecret
 	recheck atomic.Bool
+	// established are the sessions established at the last sync.
+	established map[string]bool
 	// badPeers counts BGPPeers skipped (bad address, unreadable password).
 	badPeers func(name string, err error)
 }
 
+// cachedSecret is the last password read from a Secret. It outlives failed reads: an API
+// server outage must not take down the sessions it protects.
 type cachedSecret struct {
 	value string
-	err   error
-	read  time.Time
+	// ok: value was read once; missing: the last read found no Secret or no key.
+	ok, missing bool
+	err         error
+	read        time.Time
+}
+
+// peerProblem is what is wrong with a BGPPeer on this node, for SpeakerStatus.
+type peerProblem struct {
+	address         string
+	reason, message string
 }
 
 // bgpResult is what the BGP side announces now and how its sessions stand.
 type bgpResult struct {
 	announced map[netip.Addr]announcement
 	sessions  []bgp.SessionState
-	updates   uint64
+	// problems are by BGPPeer name: peers skipped, and peers running on a password whose
+	// Secret is gone.
+	problems map[string]peerProblem
+	updates  uint64
 }
 
 // sync applies the plan's BGP part for this node.
 func (b *bgpSide) sync(ctx context.Context, w planner.Objects, in planner.Input, self *corev1.Node) bgpResult {
-	sessions, routerID := b.sessions(ctx, w, in, self)
+	sessions, routerID, problems := b.sessions(ctx, w, in, self)
 	if len(sessions) == 0 {
 		if b.sp != nil {
 			b.log.Info("No BGP peers left; stopping BGP")
 			b.close(ctx)
 		}
-		return bgpResult{}
+		return bgpResult{problems: problems}
 	}
 	asn := sessions[0].MyASN
 	// Each session carries its own ASN; the server's own only matters at start.
@@ -71,7 +102,7 @@ func (b *bgpSide) sync(ctx context.Context, w planner.Objects, in planner.Input,
 		sp, err := bgp.New(b.log, routerID, asn, b.changed)
 		if err != nil {
 			b.log.Error(err, "Starting BGP failed")
-			return bgpResult{}
+			return bgpResult{problems: problems}
 		}
 		b.sp = sp
 	}
@@ -86,15 +117,20 @@ func (b *bgpSide) sync(ctx context.Context, w planner.Objects, in planner.Input,
 		r.Peers = slices.DeleteFunc(r.Peers, func(p string) bool { is4, ok := v4[p]; return !ok || is4 != r.Prefix.Addr().Is4() })
 	}
 	routes = slices.DeleteFunc(routes, func(r planner.Route) bool { return len(r.Peers) == 0 })
+	// The next hop is each session's own local address (what its router reached us from),
+	// not the node's InternalIP, which may sit on another interface.
 	want := make([]bgp.Route, 0, len(routes))
 	for _, r := range routes {
-		want = append(want, bgp.Route{Prefix: r.Prefix, NextHop: nodeAddress(self, r.Prefix.Addr().Is4()),
-			Communities: r.Communities, LocalPref: r.LocalPref, Peers: r.Peers})
+		want = append(want, bgp.Route{Prefix: r.Prefix, Communities: r.Communities, LocalPref: r.LocalPref, Peers: r.Peers})
 	}
 	if err := b.sp.Apply(ctx, sessions, want); err != nil {
 		b.log.Error(err, "Applying the BGP plan failed")
 	}
-	res := bgpResult{sessions: b.sp.State(ctx), updates: b.sp.Updates.Load()}
+	res := bgpResult{sessions: b.sp.State(ctx), updates: b.sp.Updates.Load(), problems: problems}
+	b.established = map[string]bool{}
+	for _, st := range res.sessions {
+		b.established[st.Name] = st.Established
+	}
 	res.announced = announcedOverBGP(routes, res.sessions, in.Services)
 	if settling(want, res.sessions) && b.recheck.CompareAndSwap(false, true) {
 		// The counts in SpeakerStatus lag while updates go out: look again shortly.
@@ -162,24 +198,32 @@ func announcedOverBGP(routes []planner.Route, states []bgp.SessionState, svcs []
 // sessions turns the BGPPeers this node peers with into sessions; a peer that cannot be used
 // is reported and skipped. The router ID is the first peer's (by name) that sets one, else
 // the node's IPv4 address, else one derived from the node's name.
-func (b *bgpSide) sessions(ctx context.Context, w planner.Objects, in planner.Input, self *corev1.Node) ([]bgp.Session, netip.Addr) {
+func (b *bgpSide) sessions(ctx context.Context, w planner.Objects, in planner.Input, self *corev1.Node) ([]bgp.Session, netip.Addr, map[string]peerProblem) {
 	byName := map[string]*v1alpha1.BGPPeer{}
 	for i := range w.Peers {
 		byName[w.Peers[i].Name] = &w.Peers[i]
 	}
 	var out []bgp.Session
+	problems := map[string]peerProblem{}
 	routerID := netip.Addr{}
 	for _, name := range planner.PeersFor(in, b.node) {
 		p := byName[name]
-		password, err := b.password(ctx, p.Spec.PasswordSecret)
+		pw := b.password(ctx, p.Spec.PasswordSecret)
+		if pw.problem != nil && !pw.use(b.established[name]) {
+			problems[name] = peerProblem{address: p.Spec.PeerAddress, reason: pw.reason, message: pw.problem.Error()}
+			b.badPeers(name, pw.problem)
+			continue
+		}
+		s, err := sessionFor(p, pw.value)
 		if err != nil {
+			problems[name] = peerProblem{address: p.Spec.PeerAddress, reason: ReasonInvalidPeer, message: err.Error()}
 			b.badPeers(name, err)
 			continue
 		}
-		s, err := sessionFor(p, password)
-		if err != nil {
-			b.badPeers(name, err)
-			continue
+		if pw.problem != nil {
+			// The session keeps the password it was established with.
+			problems[name] = peerProblem{address: p.Spec.PeerAddress, reason: pw.reason,
+				message: pw.problem.Error() + "; the established session keeps the last password read"}
 		}
 		if id, err := netip.ParseAddr(p.Spec.RouterID); err == nil && !routerID.IsValid() {
 			routerID = id
@@ -192,7 +236,7 @@ func (b *bgpSide) sessions(ctx context.Context, w planner.Objects, in planner.In
 	if !routerID.IsValid() {
 		routerID = derivedRouterID(b.node)
 	}
-	return out, routerID
+	return out, routerID, problems
 }
 
 // derivedRouterID is a stable router ID for a node without an IPv4 address.
@@ -236,49 +280,106 @@ func sessionFor(p *v1alpha1.BGPPeer, password string) (bgp.Session, error) {
 	return s, nil
 }
 
-// password reads a peer's MD5 password from its Secret, at most once per secretTTL.
-func (b *bgpSide) password(ctx context.Context, ref *v1alpha1.SecretKeyReference) (string, error) {
+// secretPassword is a peer's password as far as it is known.
+type secretPassword struct {
+	value string
+	// known: value was read at some time (it may be stale).
+	known bool
+	// problem is why the Secret gives no password now (nil: read fine), reason its kind.
+	problem error
+	reason  string
+}
+
+// use tells whether a peer with this password problem keeps its session: a Secret that
+// cannot be read (the API server is away) keeps the last password read; a Secret that is
+// gone keeps it only for a session established with it, so deleting the Secret never cuts a
+// working session but a new session never starts on a password nobody can see any more.
+func (p secretPassword) use(established bool) bool {
+	switch {
+	case p.problem == nil:
+		return true
+	case !p.known:
+		return false
+	case p.reason == ReasonSecretNotFound:
+		return established
+	default:
+		return true
+	}
+}
+
+// password reads a peer's MD5 password from its Secret, at most once per secretTTL, keeping
+// the last one read through failed reads.
+func (b *bgpSide) password(ctx context.Context, ref *v1alpha1.SecretKeyReference) secretPassword {
 	if ref == nil {
-		return "", nil
+		return secretPassword{known: true}
 	}
 	key := ref.Key
 	if key == "" {
 		key = "password"
 	}
 	id := ref.Namespace + "/" + ref.Name + "/" + key
-	if c, ok := b.cache[id]; ok && time.Since(c.read) < secretTTL {
-		return c.value, c.err
+	c, cached := b.cache[id]
+	if !cached || time.Since(c.read) >= secretTTL {
+		c = b.readSecret(ctx, ref, key, c)
+		if b.cache == nil {
+			b.cache = map[string]cachedSecret{}
+		}
+		b.cache[id] = c
 	}
-	var sec corev1.Secret
-	c := cachedSecret{read: time.Now()}
-	if err := b.secrets.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, &sec); err != nil {
-		c.err = fmt.Errorf("reading password Secret %s/%s: %w", ref.Namespace, ref.Name, err)
-	} else if v, ok := sec.Data[key]; !ok || len(v) == 0 {
-		c.err = fmt.Errorf("password Secret %s/%s has no key %q", ref.Namespace, ref.Name, key)
-	} else {
-		c.value = strings.TrimRight(string(v), "\n")
+	pw := secretPassword{value: c.value, known: c.ok, problem: c.err}
+	switch {
+	case c.err == nil:
+	case c.missing:
+		pw.reason = ReasonSecretNotFound
+	case c.ok:
+		pw.reason = ReasonSecretUnreadable
+		pw.problem = nil // a passing outage: the last password is as good as ever
+	default:
+		pw.reason = ReasonSecretUnreadable
 	}
-	if b.cache == nil {
-		b.cache = map[string]cachedSecret{}
-	}
-	b.cache[id] = c
-	return c.value, c.err
+	return pw
 }
 
-// stop takes the node's routes away before the speaker exits. Sessions with graceful
-// restart keep them at the router instead: the connections just close and the router keeps
-// forwarding until the speaker is back.
-func (b *bgpSide) stop(ctx context.Context) {
+// readSecret reads a password Secret into the cache entry last.
+func (b *bgpSide) readSecret(ctx context.Context, ref *v1alpha1.SecretKeyReference, key string, last cachedSecret) cachedSecret {
+	c := cachedSecret{value: last.value, ok: last.ok, read: time.Now()}
+	var sec corev1.Secret
+	err := b.secrets.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, &sec)
+	switch {
+	case apierrors.IsNotFound(err):
+		c.err, c.missing = fmt.Errorf("password Secret %s/%s not found", ref.Namespace, ref.Name), true
+	case err != nil:
+		c.err = fmt.Errorf("reading password Secret %s/%s: %w", ref.Namespace, ref.Name, err)
+		// Try again soon rather than after a whole TTL.
+		c.read = c.read.Add(-secretTTL + secretRetry)
+	default:
+		v, ok := sec.Data[key]
+		if !ok || len(v) == 0 {
+			c.err, c.missing = fmt.Errorf("password Secret %s/%s has no key %q", ref.Namespace, ref.Name, key), true
+		} else {
+			c.value, c.ok = strings.TrimRight(string(v), "\n"), true
+		}
+	}
+	return c
+}
+
+// stop takes the node's routes away before the speaker exits. For a restart (the node stays)
+// with graceful restart on every session, the routers keep them instead: the connections
+// close without a NOTIFICATION and the routers go on forwarding by the stale routes until
+// the restarted speaker has sent its own (or the restart time ends).
+func (b *bgpSide) stop(ctx context.Context, restart bool) {
 	if b.sp == nil {
 		return
 	}
-	graceful := true
-	for _, s := range b.sp.Sessions() {
+	sessions := b.sp.Sessions()
+	graceful := restart && len(sessions) > 0
+	for _, s := range sessions {
 		graceful = graceful && s.GracefulRestart > 0
 	}
-	if graceful && len(b.sp.Sessions()) > 0 {
-		b.log.Info("Leaving the routes to graceful restart")
+	if graceful {
+		b.log.Info("Leaving the routes to graceful restart", "sessions", len(sessions))
 		b.sp.Close(ctx, false)
+		b.sp = nil
 		return
 	}
 	b.close(ctx)
@@ -296,10 +397,21 @@ func (b *bgpSide) close(ctx context.Context) {
 }
 
 // sessionStatuses are the sessions as SpeakerStatus shows them.
-func sessionStatuses(states []bgp.SessionState) []v1alpha1.BGPSessionStatus {
+func sessionStatuses(states []bgp.SessionState, problems map[string]peerProblem) []v1alpha1.BGPSessionStatus {
 	out := make([]v1alpha1.BGPSessionStatus, 0, len(states))
 	for _, st := range states {
-		out = append(out, v1alpha1.BGPSessionStatus{Peer: st.Name, Address: st.Address, State: st.State, BFD: st.BFD, Advertised: int32(st.Advertised)})
+		s := v1alpha1.BGPSessionStatus{Peer: st.Name, Address: st.Address, State: st.State, BFD: st.BFD, Advertised: int32(st.Advertised)}
+		if p, ok := problems[st.Name]; ok {
+			s.Reason, s.Message = p.reason, p.message
+		}
+		out = append(out, s)
 	}
+	for _, name := range slices.Sorted(maps.Keys(problems)) {
+		if !slices.ContainsFunc(out, func(s v1alpha1.BGPSessionStatus) bool { return s.Peer == name }) {
+			p := problems[name]
+			out = append(out, v1alpha1.BGPSessionStatus{Peer: name, Address: p.address, Reason: p.reason, Message: p.message})
+		}
+	}
+	slices.SortFunc(out, func(a, b v1alpha1.BGPSessionStatus) int { return strings.Compare(a.Peer, b.Peer) })
 	return out
 }

@@ -1,11 +1,18 @@
 package app
 
 import (
+	"context"
 	"net/netip"
+	"reflect"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
 	"github.com/vipcast/vipcast/internal/planner"
@@ -74,5 +81,80 @@ func TestSettling(t *testing.T) {
 		if !settling(routes, st) {
 			t.Errorf("%s: not settling", tc.name)
 		}
+	}
+}
+
+// The password outlives the API server: a failed read keeps the last password; a deleted
+// Secret keeps it only for a session established with it; a Secret never read gives none.
+func TestPasswordSurvivesOutages(t *testing.T) {
+	ref := &v1alpha1.SecretKeyReference{Namespace: "ns", Name: "md5"}
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "md5"}, Data: map[string][]byte{"password": []byte("s3cret\n")}}
+	var down bool
+	c := fake.NewClientBuilder().WithObjects(sec).WithInterceptorFuncs(interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, o ...client.GetOption) error {
+			if down {
+				return apierrors.NewServiceUnavailable("the API server is away")
+			}
+			return c.Get(ctx, key, obj, o...)
+		}}).Build()
+	b := &bgpSide{secrets: c}
+	expire := func() {
+		for id, e := range b.cache {
+			e.read = e.read.Add(-secretTTL)
+			b.cache[id] = e
+		}
+	}
+	type want struct {
+		value         string
+		reason        string
+		idle, running bool // whether a session not established / established keeps going
+	}
+	check := func(step string, w want) {
+		t.Helper()
+		pw := b.password(t.Context(), ref)
+		got := want{value: pw.value, reason: pw.reason, idle: pw.use(false), running: pw.use(true)}
+		if pw.problem == nil {
+			got.reason = ""
+		}
+		if got != w {
+			t.Errorf("%s: got %+v, want %+v", step, got, w)
+		}
+	}
+	check("read", want{value: "s3cret", idle: true, running: true})
+	down = true
+	expire()
+	check("API server away", want{value: "s3cret", idle: true, running: true})
+	down = false
+	if err := c.Delete(t.Context(), sec); err != nil {
+		t.Fatal(err)
+	}
+	check("within the TTL nothing is read", want{value: "s3cret", idle: true, running: true})
+	expire()
+	check("Secret deleted", want{value: "s3cret", reason: ReasonSecretNotFound, running: true})
+
+	fresh := &bgpSide{secrets: c}
+	down = true
+	if pw := fresh.password(t.Context(), ref); pw.use(true) || pw.reason != ReasonSecretUnreadable {
+		t.Errorf("never read, API server away: %+v", pw)
+	}
+	down = false
+	if pw := fresh.password(t.Context(), ref); pw.use(false) {
+		t.Errorf("read again within the retry: %+v", pw)
+	}
+	if pw := fresh.password(t.Context(), nil); !pw.use(false) || pw.value != "" {
+		t.Errorf("no Secret referenced: %+v", pw)
+	}
+}
+
+// A peer's problem shows on its session, and a skipped peer is listed with its problem.
+func TestSessionStatusesWithProblems(t *testing.T) {
+	got := sessionStatuses([]bgp.SessionState{{Name: "b", Address: "192.0.2.1", State: "Established"}},
+		map[string]peerProblem{"b": {reason: ReasonSecretNotFound, message: "gone"}, "a": {address: "192.0.2.9", reason: ReasonInvalidPeer, message: "bad"}})
+	want := []v1alpha1.BGPSessionStatus{
+		{Peer: "a", Address: "192.0.2.9", Reason: ReasonInvalidPeer, Message: "bad"},
+		{Peer: "b", Address: "192.0.2.1", State: "Established", Reason: ReasonSecretNotFound, Message: "gone"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("statuses %+v, want %+v", got, want)
 	}
 }

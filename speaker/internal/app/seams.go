@@ -28,7 +28,8 @@ type l2Applier interface {
 // bgpApplier runs the node's BGP sessions and routes (bgpSide).
 type bgpApplier interface {
 	sync(ctx context.Context, w planner.Objects, in planner.Input, self *corev1.Node) bgpResult
-	stop(ctx context.Context)
+	// stop ends the sessions; restart: the node stays (graceful restart may keep its routes).
+	stop(ctx context.Context, restart bool)
 }
 
 // cluster is the speakers' membership (membership.Cluster).

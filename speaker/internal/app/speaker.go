@@ -205,13 +205,14 @@ func (s *speaker) joinLoop(ctx context.Context) {
 // restarted speaker takes its addresses up again. No address moves, so no connection in
 // flight is cut. When the node is going away (cordoned, not ready, excluded, deleted) the
 // others take over at once instead: this speaker stops answering first, then leaves, so
-// they announce only once it is silent. Then the BGP routes are withdrawn (unless graceful
-// restart keeps them) and the status emptied.
+// they announce only once it is silent. Then the BGP routes are withdrawn (unless this is a
+// restart and graceful restart keeps them at the routers) and the status emptied.
 func (s *speaker) stop() {
 	start := time.Now()
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
-	hold := s.holdOnStop()
+	away := s.goingAway()
+	hold := s.holdOnStop(away)
 	if hold > 0 {
 		// Written before the others start holding. The report stays, and the others list
 		// this node among their members while they hold it.
@@ -228,7 +229,7 @@ func (s *speaker) stop() {
 	_ = s.cluster.Shutdown()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s.bgp.stop(ctx)
+	s.bgp.stop(ctx, !away)
 	if hold == 0 {
 		// Take back what SpeakerStatus claims, so nobody reads a stale announcement.
 		s.status.write(sctx, report{ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonStopped, Message: "the speaker stopped"}})
@@ -237,25 +238,30 @@ func (s *speaker) stop() {
 }
 
 // holdOnStop is the restart hold to ask for: none when holds are off, when no other speaker
-// would keep anything, or when the node is going away (cordoned, Ready not True, excluded
-// from load balancers, being deleted), so its addresses move at once.
-func (s *speaker) holdOnStop() time.Duration {
-	if s.restartHold <= 0 || len(s.members) < 2 {
+// would keep anything, or when the node is going away, so its addresses move at once.
+func (s *speaker) holdOnStop(away bool) time.Duration {
+	if s.restartHold <= 0 || len(s.members) < 2 || away {
 		return 0
 	}
+	return s.restartHold
+}
+
+// goingAway tells whether the node is going away (cordoned, Ready not True, excluded from
+// load balancers, being deleted, or unreadable) rather than restarting its speaker.
+func (s *speaker) goingAway() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	var n corev1.Node
 	if err := s.client.Get(ctx, client.ObjectKey{Name: s.node}, &n); err != nil {
 		s.log.Error(err, "Reading this node failed; handing its addresses over")
-		return 0
+		return true
 	}
 	_, excluded := n.Labels[planner.LabelExcludeFromLB]
 	if n.Spec.Unschedulable || nodeDown(&n) || excluded || n.DeletionTimestamp != nil {
 		s.log.Info("The node is going away; handing its addresses over")
-		return 0
+		return true
 	}
-	return s.restartHold
+	return false
 }
 
 // planMembers are the live members, the speakers held for a restart and the speakers heard
@@ -381,7 +387,7 @@ func (s *speaker) sync(ctx context.Context) {
 	if len(failures) > 0 && ready.Status == metav1.ConditionTrue {
 		ready = s.failed(strings.Join(failures, "; ")).ready
 	}
-	s.status.write(ctx, report{mine: mine, sessions: sessionStatuses(b.sessions), members: listed, links: s.links, conflicts: conflicts, ready: ready})
+	s.status.write(ctx, report{mine: mine, sessions: sessionStatuses(b.sessions, b.problems), members: listed, links: s.links, conflicts: conflicts, ready: ready})
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -85,7 +85,7 @@ type fakeBGP struct{}
 func (fakeBGP) sync(context.Context, planner.Objects, planner.Input, *corev1.Node) bgpResult {
 	return bgpResult{}
 }
-func (fakeBGP) stop(context.Context) {}
+func (fakeBGP) stop(context.Context, bool) {}
 
 type fakeHost struct{ links []host.Link }
 
@@ -399,7 +399,7 @@ func TestHoldOnStop(t *testing.T) {
 	h := newHarness(t, false)
 	h.s.restartHold = 10 * time.Second
 	h.s.members = map[string]bool{"a": true, "b": true}
-	if got := h.s.holdOnStop(); got != 10*time.Second {
+	if got := h.s.holdOnStop(h.s.goingAway()); got != 10*time.Second {
 		t.Errorf("a restart on a healthy node: hold %s", got)
 	}
 	var n corev1.Node
@@ -410,7 +410,7 @@ func TestHoldOnStop(t *testing.T) {
 	if err := h.c.Update(t.Context(), &n); err != nil {
 		t.Fatal(err)
 	}
-	if got := h.s.holdOnStop(); got != 0 {
+	if got := h.s.holdOnStop(h.s.goingAway()); got != 0 {
 		t.Errorf("a cordoned node: hold %s, want a hand-over", got)
 	}
 	h.s.members = map[string]bool{"a": true}
@@ -418,7 +418,7 @@ func TestHoldOnStop(t *testing.T) {
 	if err := h.c.Update(t.Context(), &n); err != nil {
 		t.Fatal(err)
 	}
-	if got := h.s.holdOnStop(); got != 0 {
+	if got := h.s.holdOnStop(h.s.goingAway()); got != 0 {
 		t.Errorf("alone: hold %s, want none (nobody to keep anything)", got)
 	}
 }
