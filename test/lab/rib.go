@@ -17,6 +17,10 @@ type Path struct {
 	// Communities are "a:b" and "large:a:b:c", sorted.
 	Communities []string
 	LocalPref   uint32
+	// Stale: kept for a peer in graceful restart.
+	Stale bool
+	// proto is the BIRD protocol the path came from.
+	proto string
 }
 
 // Paths reads the router's BGP paths for exactly prefix, from BIRD or FRR, sorted by next
@@ -28,9 +32,17 @@ func (r *Router) Paths(ctx context.Context, prefix netip.Prefix) ([]Path, error)
 	case FRR:
 		out, err = r.frrPaths(ctx, prefix)
 	default:
-		var text string
+		var text, protos string
 		if text, err = r.Birdc(ctx, "show", "route", "all", prefix.String()); err == nil {
 			out = parseBIRDPaths(text)
+		}
+		// BIRD marks no route stale; its protocol says the neighbour is restarting.
+		if err == nil {
+			protos, err = r.Birdc(ctx, "show", "protocols", "all")
+		}
+		restarting := birdRestarting(protos)
+		for i := range out {
+			out[i].Stale = restarting[out[i].proto]
 		}
 	}
 	slices.SortFunc(out, func(a, b Path) int { return a.NextHop.Compare(b.NextHop) })
@@ -60,6 +72,7 @@ func parseFRRPaths(text string) ([]Path, error) {
 				String string `json:"string"`
 			} `json:"largeCommunity"`
 			LocPrf   uint32 `json:"locPrf"`
+			Stale    bool   `json:"stale"`
 			Nexthops []struct {
 				IP string `json:"ip"`
 			} `json:"nexthops"`
@@ -70,7 +83,7 @@ func parseFRRPaths(text string) ([]Path, error) {
 	}
 	var out []Path
 	for _, p := range v.Paths {
-		path := Path{LocalPref: p.LocPrf}
+		path := Path{LocalPref: p.LocPrf, Stale: p.Stale}
 		if len(p.Nexthops) > 0 {
 			path.NextHop, _ = netip.ParseAddr(p.Nexthops[0].IP)
 		}
@@ -87,7 +100,24 @@ func parseFRRPaths(text string) ([]Path, error) {
 var (
 	birdVia   = regexp.MustCompile(`^\s+via (\S+)`)
 	birdTuple = regexp.MustCompile(`\(([0-9, ]+)\)`)
+	birdProto = regexp.MustCompile(`unicast \[(\S+)`)
+	birdName  = regexp.MustCompile(`^(\S+)\s+BGP\s`)
 )
+
+// birdRestarting reads `show protocols all`: the BGP protocols whose neighbour is in
+// graceful restart (their routes are kept, stale).
+func birdRestarting(text string) map[string]bool {
+	out := map[string]bool{}
+	cur := ""
+	for _, line := range strings.Split(text, "\n") {
+		if m := birdName.FindStringSubmatch(line); m != nil {
+			cur = m[1]
+		} else if strings.Contains(line, "Neighbor graceful restart active") && cur != "" {
+			out[cur] = true
+		}
+	}
+	return out
+}
 
 // parseBIRDPaths reads `show route all <prefix>`: a path starts at each "unicast [" line.
 func parseBIRDPaths(text string) []Path {
@@ -99,6 +129,9 @@ func parseBIRDPaths(text string) []Path {
 		case strings.Contains(line, "unicast ["):
 			out = append(out, Path{})
 			cur = &out[len(out)-1]
+			if m := birdProto.FindStringSubmatch(line); m != nil {
+				cur.proto = m[1]
+			}
 		case cur == nil:
 		case birdVia.MatchString(line):
 			cur.NextHop, _ = netip.ParseAddr(birdVia.FindStringSubmatch(line)[1])

@@ -55,6 +55,11 @@ type RouterOptions struct {
 	BFD bool
 	// IBGP makes the nodes internal peers (AS RouterASN) instead of AS NodeASN.
 	IBGP bool
+	// Static makes FRR list every node as a neighbour instead of accepting a listen range
+	// (dynamic neighbours). FRR 8.4.4's bgpd crashes (SIGSEGV in bgp_timer_set) when the
+	// graceful-restart timer of a dynamic neighbour runs out, so graceful restart is tested
+	// with static neighbours there. BIRD always uses its neighbour ranges.
+	Static bool
 }
 
 var birdConf = template.Must(template.New("bird").Parse(`# vipcast lab router: BGP from every node, ECMP into the kernel.
@@ -106,7 +111,7 @@ router bgp {{.ASN}}
 {{- if .BFD}}
  neighbor nodes bfd profile fast
 {{- end}}
-{{- if .Password}}
+{{- if .Static}}
 {{- range .Nodes}}
  neighbor {{.}} peer-group nodes
 {{- end}}
@@ -188,7 +193,7 @@ func (r *Router) Configure(ctx context.Context, kind RouterKind, opts RouterOpti
 		return err
 	}
 	data := map[string]any{"RouterID": r.IPv4, "ASN": r.ASN, "NodeASN": NodeASN, "FabricV4": FabricV4, "FabricV6": FabricV6,
-		"Password": opts.Password, "BFD": opts.BFD, "IBGP": opts.IBGP, "Nodes": r.nodeAddrs()}
+		"Password": opts.Password, "BFD": opts.BFD, "IBGP": opts.IBGP, "Static": opts.Static || opts.Password != "", "Nodes": r.nodeAddrs()}
 	var err error
 	switch kind {
 	case BIRD:
@@ -204,9 +209,7 @@ func (r *Router) Configure(ctx context.Context, kind RouterKind, opts RouterOpti
 	return err
 }
 
-// nodeAddrs are every node's fabric addresses. With a password FRR lists them as
-// neighbours rather than a listen range (FRR 8.4 in the lab accepted no MD5 session either
-// way; BIRD does).
+// nodeAddrs are every node's fabric addresses, for FRR's static neighbours.
 func (r *Router) nodeAddrs() []netip.Addr {
 	var out []netip.Addr
 	for i := range r.lab.cfg.Nodes {
