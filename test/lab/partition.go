@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -131,4 +132,42 @@ func (n *Node) RecreateLink(ctx context.Context, mac string) error {
 		return err
 	}
 	return n.lab.nodeRoutes(ctx, n)
+}
+
+// Uplink is a second link between a node (eth1) and the router, on a subnet of its own: a
+// node with two NICs, whose BGP sessions may run over either.
+type Uplink struct {
+	Node *Node
+	// NodeAddrs are the node's two addresses on the link: the kernel picks the first as
+	// source, the second only when asked (a BGPPeer's sourceAddress).
+	NodeAddrs [2]netip.Addr
+	Router    netip.Addr
+	dev       string
+}
+
+// AddUplink links n to the router over its /29 of UplinksV4: the node gets the first and
+// third addresses, the router the second. The router accepts BGP sessions from there like
+// from the fabric.
+func (l *Lab) AddUplink(ctx context.Context, n *Node) (*Uplink, error) {
+	base := UplinksV4.Addr().As4()
+	base[3] = byte(8 * n.Index)
+	first := netip.AddrFrom4(base)
+	u := &Uplink{Node: n, NodeAddrs: [2]netip.Addr{first.Next(), first.Next().Next().Next()}, Router: first.Next().Next(), dev: "up-" + n.Name}
+	router := l.Router.Netns
+	if err := (link{nsA: router, a: u.dev, nsB: n.Netns, b: "eth1"}).create(ctx); err != nil {
+		return nil, err
+	}
+	err := addrs(ctx, router, u.dev, netip.PrefixFrom(u.Router, 29))
+	if err == nil {
+		err = addrs(ctx, n.Netns, "eth1", netip.PrefixFrom(u.NodeAddrs[0], 29), netip.PrefixFrom(u.NodeAddrs[1], 29))
+	}
+	if err != nil {
+		return nil, errors.Join(err, l.RemoveUplink(ctx, u))
+	}
+	return u, nil
+}
+
+// RemoveUplink takes the link away again.
+func (l *Lab) RemoveUplink(ctx context.Context, u *Uplink) error {
+	return ip(ctx, l.Router.Netns, "link", "del", u.dev)
 }

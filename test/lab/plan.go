@@ -19,6 +19,7 @@ const MaxIndex = 63
 //	pods of node i         198.19.i.0/24    2001:db8:10:i::/64 gateway .1 on the node, pods from .10
 //	Services (cluster IPs) 198.18.240.0/20  2001:db8:ffff::/112
 //	host ↔ control plane   198.18.0.(4k)/30 (k = lab index): the only link the host has into the lab
+//	second node uplinks    198.18.56.(8i)/29 (AddUplink)
 //
 // The fabric and the pods are the same in every lab; they live in the lab's own
 // namespaces. Only the host link differs by index, so several labs can run at once.
@@ -37,6 +38,9 @@ var (
 	ClusterCIDRV6 = netip.MustParsePrefix("2001:db8:10::/48")
 	ServiceCIDRV4 = netip.MustParsePrefix("198.18.240.0/20")
 	ServiceCIDRV6 = netip.MustParsePrefix("2001:db8:ffff::/112")
+	// UplinksV4 holds the second links between nodes and the router (AddUplink): node i's
+	// is 198.18.56.(8i)/29.
+	UplinksV4 = netip.MustParsePrefix("198.18.56.0/24")
 )
 
 // Validate reports a plan the address scheme cannot hold.

@@ -91,6 +91,7 @@ template bgp nodes {
 }
 protocol bgp nodes4 from nodes { neighbor range {{.FabricV4}} {{if .IBGP}}internal{{else}}as {{.NodeASN}}{{end}}; }
 protocol bgp nodes6 from nodes { neighbor range {{.FabricV6}} {{if .IBGP}}internal{{else}}as {{.NodeASN}}{{end}}; }
+protocol bgp uplinks from nodes { neighbor range {{.Uplinks}} {{if .IBGP}}internal{{else}}as {{.NodeASN}}{{end}}; }
 `))
 
 var frrConf = template.Must(template.New("frr").Parse(`! vipcast lab router: BGP from every node, ECMP into the kernel.
@@ -119,6 +120,7 @@ router bgp {{.ASN}}
  bgp listen range {{.FabricV4}} peer-group nodes
  bgp listen range {{.FabricV6}} peer-group nodes
 {{- end}}
+ bgp listen range {{.Uplinks}} peer-group nodes
  address-family ipv4 unicast
   maximum-paths 16
   maximum-paths ibgp 16
@@ -193,7 +195,7 @@ func (r *Router) Configure(ctx context.Context, kind RouterKind, opts RouterOpti
 		return err
 	}
 	data := map[string]any{"RouterID": r.IPv4, "ASN": r.ASN, "NodeASN": NodeASN, "FabricV4": FabricV4, "FabricV6": FabricV6,
-		"Password": opts.Password, "BFD": opts.BFD, "IBGP": opts.IBGP, "Static": opts.Static || opts.Password != "", "Nodes": r.nodeAddrs()}
+		"Uplinks": UplinksV4, "Password": opts.Password, "BFD": opts.BFD, "IBGP": opts.IBGP, "Static": opts.Static || opts.Password != "", "Nodes": r.nodeAddrs()}
 	var err error
 	switch kind {
 	case BIRD:
