@@ -34,6 +34,7 @@ generate: ## Regenerate deepcopy code, CRDs and RBAC with controller-gen.
 	$(BIN)/controller-gen object paths=./api/...
 	$(BIN)/controller-gen crd:crdVersions=v1 rbac:roleName=vipcast-controller paths=./api/... paths=./controller/... \
 		output:crd:artifacts:config=config/crd output:rbac:artifacts:config=config/rbac
+	$(GO) run ./hack/crdbounds config/crd/*.yaml
 	$(BIN)/controller-gen rbac:roleName=vipcast-speaker paths=./speaker/... output:rbac:artifacts:config=config/rbac/speaker
 	rm -f charts/vipcast/crds/*.yaml && cp config/crd/*.yaml charts/vipcast/crds/
 

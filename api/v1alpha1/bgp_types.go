@@ -12,7 +12,12 @@ import (
 // +kubebuilder:printcolumn:name="ASN",type=integer,JSONPath=`.spec.peerASN`
 // +kubebuilder:printcolumn:name="My ASN",type=integer,JSONPath=`.spec.myASN`
 // +kubebuilder:printcolumn:name="BFD",type=boolean,JSONPath=`.spec.bfd.enabled`
+// +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].reason`
+// +kubebuilder:printcolumn:name="Established",type=integer,JSONPath=`.status.establishedNodes`
+// +kubebuilder:printcolumn:name="Nodes",type=integer,JSONPath=`.status.nodes`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].message`,priority=1
 type BGPPeer struct {
 	metav1.TypeMeta `json:",inline"`
 	// +optional
@@ -25,6 +30,8 @@ type BGPPeer struct {
 }
 
 // BGPPeerSpec describes the session.
+// +kubebuilder:validation:XValidation:rule="!has(self.ebgpMultiHop) || !self.ebgpMultiHop || self.myASN != self.peerASN",message="ebgpMultiHop is for eBGP only: myASN equals peerASN, so this is an iBGP session"
+// +kubebuilder:validation:XValidation:rule="!has(self.sourceAddress) || !isIP(self.sourceAddress) || !isIP(self.peerAddress) || ip(self.sourceAddress).family() == ip(self.peerAddress).family()",message="sourceAddress and peerAddress must be of the same family"
 // +kubebuilder:validation:XValidation:rule="!has(self.keepaliveTime) || !has(self.holdTime) || duration(self.holdTime) == duration('0s') || duration(self.keepaliveTime) < duration(self.holdTime)",message="keepaliveTime must be shorter than holdTime"
 type BGPPeerSpec struct {
 	// MyASN is the autonomous system the nodes speak for.
@@ -75,6 +82,7 @@ type BGPPeerSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=16
 	// +listType=atomic
+	// +kubebuilder:validation:XValidation:rule="self.all(s, !has(s.matchExpressions) || s.matchExpressions.all(e, e.operator in ['In', 'NotIn'] ? has(e.values) && size(e.values) > 0 : !has(e.values) || size(e.values) == 0))",message="in a label selector, operators In and NotIn need values, Exists and DoesNotExist take none"
 	NodeSelectors []metav1.LabelSelector `json:"nodeSelectors,omitempty"`
 	// PasswordSecret names a Secret holding the TCP MD5 password; it is never logged.
 	// +optional
@@ -138,13 +146,20 @@ type GracefulRestartSettings struct {
 	RestartTime *metav1.Duration `json:"restartTime,omitempty"`
 }
 
-// BGPPeerStatus is written by vipcast.
+// BGPPeerStatus is written by the controller from the spec and the speakers' reports.
 type BGPPeerStatus struct {
-	// Conditions of the peer.
+	// Conditions: Accepted (the peer is valid and the speakers can use it; False with the
+	// reason when not).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// EstablishedNodes is the number of speakers whose session to this peer is Established.
+	// +optional
+	EstablishedNodes int32 `json:"establishedNodes"`
+	// Nodes is the number of speakers that report a session to this peer, in any state.
+	// +optional
+	Nodes int32 `json:"nodes"`
 }
 
 // BGPPeerList is a list of BGPPeers.
@@ -167,9 +182,13 @@ type Community string
 // which nodes. Every list left empty selects everything of its kind.
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:scope=Cluster,shortName=bgpadv,categories=vipcast
+// +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Pools",type=string,JSONPath=`.spec.ipAddressPools`
 // +kubebuilder:printcolumn:name="Peers",type=string,JSONPath=`.spec.peers`
+// +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].message`,priority=1
 type BGPAdvertisement struct {
 	metav1.TypeMeta `json:",inline"`
 	// +optional
@@ -177,6 +196,8 @@ type BGPAdvertisement struct {
 
 	// +optional
 	Spec BGPAdvertisementSpec `json:"spec,omitzero"`
+	// +optional
+	Status AdvertisementStatus `json:"status,omitzero"`
 }
 
 // BGPAdvertisementSpec selects addresses and sets the path attributes.
@@ -184,12 +205,14 @@ type BGPAdvertisementSpec struct {
 	// IPAddressPools names the pools whose addresses are announced.
 	// +optional
 	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=253
 	// +listType=set
 	IPAddressPools []string `json:"ipAddressPools,omitempty"`
 	// IPAddressPoolSelectors select pools by label, in addition to those named.
 	// +optional
 	// +kubebuilder:validation:MaxItems=16
 	// +listType=atomic
+	// +kubebuilder:validation:XValidation:rule="self.all(s, !has(s.matchExpressions) || s.matchExpressions.all(e, e.operator in ['In', 'NotIn'] ? has(e.values) && size(e.values) > 0 : !has(e.values) || size(e.values) == 0))",message="in a label selector, operators In and NotIn need values, Exists and DoesNotExist take none"
 	IPAddressPoolSelectors []metav1.LabelSelector `json:"ipAddressPoolSelectors,omitempty"`
 	// AggregationLength announces IPv4 addresses as prefixes of this length (default 32).
 	// +optional
@@ -201,7 +224,8 @@ type BGPAdvertisementSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=128
 	AggregationLengthV6 *int32 `json:"aggregationLengthV6,omitempty"`
-	// LocalPref is the LOCAL_PREF attribute (iBGP sessions only).
+	// LocalPref is the LOCAL_PREF attribute. It is sent on iBGP sessions only (myASN equals
+	// peerASN); eBGP peers get the addresses without it.
 	// +optional
 	LocalPref *uint32 `json:"localPref,omitempty"`
 	// Communities attached to the paths.
@@ -212,17 +236,20 @@ type BGPAdvertisementSpec struct {
 	// Peers names the BGPPeers to announce to; empty: all.
 	// +optional
 	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=253
 	// +listType=set
 	Peers []string `json:"peers,omitempty"`
 	// NodeSelectors limit the nodes that announce (any selector may match).
 	// +optional
 	// +kubebuilder:validation:MaxItems=16
 	// +listType=atomic
+	// +kubebuilder:validation:XValidation:rule="self.all(s, !has(s.matchExpressions) || s.matchExpressions.all(e, e.operator in ['In', 'NotIn'] ? has(e.values) && size(e.values) > 0 : !has(e.values) || size(e.values) == 0))",message="in a label selector, operators In and NotIn need values, Exists and DoesNotExist take none"
 	NodeSelectors []metav1.LabelSelector `json:"nodeSelectors,omitempty"`
 	// ServiceSelectors limit the announcement to Services with matching labels.
 	// +optional
 	// +kubebuilder:validation:MaxItems=16
 	// +listType=atomic
+	// +kubebuilder:validation:XValidation:rule="self.all(s, !has(s.matchExpressions) || s.matchExpressions.all(e, e.operator in ['In', 'NotIn'] ? has(e.values) && size(e.values) > 0 : !has(e.values) || size(e.values) == 0))",message="in a label selector, operators In and NotIn need values, Exists and DoesNotExist take none"
 	ServiceSelectors []metav1.LabelSelector `json:"serviceSelectors,omitempty"`
 }
 

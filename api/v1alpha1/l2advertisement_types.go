@@ -15,9 +15,13 @@ type InterfaceName string
 // answers, chosen by the speakers among themselves.
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:scope=Cluster,shortName=l2adv,categories=vipcast
+// +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Pools",type=string,JSONPath=`.spec.ipAddressPools`
 // +kubebuilder:printcolumn:name="Interfaces",type=string,JSONPath=`.spec.interfaces`
+// +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].message`,priority=1
 type L2Advertisement struct {
 	metav1.TypeMeta `json:",inline"`
 	// +optional
@@ -25,6 +29,18 @@ type L2Advertisement struct {
 
 	// +optional
 	Spec L2AdvertisementSpec `json:"spec,omitzero"`
+	// +optional
+	Status AdvertisementStatus `json:"status,omitzero"`
+}
+
+// AdvertisementStatus is written by the controller.
+type AdvertisementStatus struct {
+	// Conditions: Accepted (the advertisement is valid and in effect as written; False with
+	// the reason when not).
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
 // L2AdvertisementSpec selects addresses, Services, nodes and interfaces. Every list left
@@ -34,6 +50,7 @@ type L2AdvertisementSpec struct {
 	// ipAddressPoolSelectors, means every pool.
 	// +optional
 	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=253
 	// +listType=set
 	IPAddressPools []string `json:"ipAddressPools,omitempty"`
 
@@ -42,18 +59,21 @@ type L2AdvertisementSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=16
 	// +listType=atomic
+	// +kubebuilder:validation:XValidation:rule="self.all(s, !has(s.matchExpressions) || s.matchExpressions.all(e, e.operator in ['In', 'NotIn'] ? has(e.values) && size(e.values) > 0 : !has(e.values) || size(e.values) == 0))",message="in a label selector, operators In and NotIn need values, Exists and DoesNotExist take none"
 	IPAddressPoolSelectors []metav1.LabelSelector `json:"ipAddressPoolSelectors,omitempty"`
 
 	// ServiceSelectors limit the announcement to Services with matching labels.
 	// +optional
 	// +kubebuilder:validation:MaxItems=16
 	// +listType=atomic
+	// +kubebuilder:validation:XValidation:rule="self.all(s, !has(s.matchExpressions) || s.matchExpressions.all(e, e.operator in ['In', 'NotIn'] ? has(e.values) && size(e.values) > 0 : !has(e.values) || size(e.values) == 0))",message="in a label selector, operators In and NotIn need values, Exists and DoesNotExist take none"
 	ServiceSelectors []metav1.LabelSelector `json:"serviceSelectors,omitempty"`
 
 	// NodeSelectors limit the nodes that may announce (any selector may match).
 	// +optional
 	// +kubebuilder:validation:MaxItems=16
 	// +listType=atomic
+	// +kubebuilder:validation:XValidation:rule="self.all(s, !has(s.matchExpressions) || s.matchExpressions.all(e, e.operator in ['In', 'NotIn'] ? has(e.values) && size(e.values) > 0 : !has(e.values) || size(e.values) == 0))",message="in a label selector, operators In and NotIn need values, Exists and DoesNotExist take none"
 	NodeSelectors []metav1.LabelSelector `json:"nodeSelectors,omitempty"`
 
 	// Interfaces the node answers on. Empty: the interface that holds the node's address of

@@ -35,4 +35,17 @@ const (
 
 	// LoadBalancerClass is the class vipcast handles when told to handle one.
 	LoadBalancerClass = "vipcast.io/lb"
+	// ConditionAccepted on an L2Advertisement, BGPAdvertisement or BGPPeer: whether it is
+	// valid and in effect as written (False: the reason says what is not).
+	ConditionAccepted = "Accepted"
+)
+
+// Reasons a speaker gives in a BGP session's status (BGPSessionStatus.Reason); the
+// controller carries them into the BGPPeer's Accepted condition.
+const (
+	// SessionReasonSecretNotFound: the peer's password Secret (or its key) cannot be read.
+	// The message names the Secret; a session already up keeps the last password read.
+	SessionReasonSecretNotFound = "SecretNotFound"
+	// SessionReasonInvalidPeer: the speaker cannot configure a session to the peer at all.
+	SessionReasonInvalidPeer = "InvalidPeer"
 )

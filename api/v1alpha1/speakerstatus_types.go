@@ -169,12 +169,14 @@ type BGPSessionStatus struct {
 	// Advertised is the number of prefixes sent on the session.
 	// +optional
 	Advertised int32 `json:"advertised,omitempty"`
-	// Reason says what is wrong with the peer on this node (CamelCase, e.g. SecretNotFound),
-	// whether or not its session runs.
+	// Reason is why the speaker cannot use the peer as written, CamelCase: SecretNotFound
+	// (its password Secret cannot be read; the session, if any, runs on the last password
+	// read) or InvalidPeer (the peer cannot be configured at all). Empty when all is well.
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^([A-Z][A-Za-z0-9]*)?$`
 	Reason string `json:"reason,omitempty"`
-	// Message explains Reason.
+	// Message says more about the reason, for people.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	Message string `json:"message,omitempty"`

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,6 +55,18 @@ func TestBGPKindsValidation(t *testing.T) {
 			s.BFD = &v1alpha1.BFDSettings{Enabled: true, DetectMultiplier: 1}
 		}), "spec.bfd.detectMultiplier"},
 		{"port out of range", peer("p-port", func(s *v1alpha1.BGPPeerSpec) { s.PeerPort = 70000 }), "spec.peerPort"},
+		{"multihop on iBGP", peer("p-ibgp-hop", func(s *v1alpha1.BGPPeerSpec) { s.PeerASN, s.EBGPMultiHop = s.MyASN, true }), "ebgpMultiHop is for eBGP only"},
+		{"multihop on eBGP", peer("p-ebgp-hop", func(s *v1alpha1.BGPPeerSpec) { s.EBGPMultiHop = true }), ""},
+		{"source of another family", peer("p-src", func(s *v1alpha1.BGPPeerSpec) { s.SourceAddress = "2001:db8::11" }), "same family"},
+		{"node selector In without values", peer("p-sel-in", func(s *v1alpha1.BGPPeerSpec) {
+			s.NodeSelectors = []metav1.LabelSelector{{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "rack", Operator: metav1.LabelSelectorOpIn}}}}
+		}), "operators In and NotIn need values"},
+		{"node selector Exists with values", peer("p-sel-ex", func(s *v1alpha1.BGPPeerSpec) {
+			s.NodeSelectors = []metav1.LabelSelector{{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "rack", Operator: metav1.LabelSelectorOpExists, Values: []string{"1"}}}}}
+		}), "Exists and DoesNotExist take none"},
+		{"node selector with a node-selector operator", peer("p-sel-gt", func(s *v1alpha1.BGPPeerSpec) {
+			s.NodeSelectors = []metav1.LabelSelector{{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "rack", Operator: "Gt", Values: []string{"1"}}}}}
+		}), "spec.nodeSelectors[0].matchExpressions[0].operator"},
 		{"full advertisement", adv("a-full", func(s *v1alpha1.BGPAdvertisementSpec) {
 			s.IPAddressPools, s.Peers = []string{"web"}, []string{"tor-a"}
 			s.AggregationLength, s.AggregationLengthV6 = i32(24), i32(64)
@@ -64,6 +77,15 @@ func TestBGPKindsValidation(t *testing.T) {
 		{"community part too big", adv("a-comm", func(s *v1alpha1.BGPAdvertisementSpec) { s.Communities = []v1alpha1.Community{"70000:1"} }), "a standard community is two numbers up to 65535"},
 		{"large community with two parts", adv("a-large", func(s *v1alpha1.BGPAdvertisementSpec) { s.Communities = []v1alpha1.Community{"large:1:2"} }), "spec.communities[0]"},
 		{"not a community", adv("a-junk", func(s *v1alpha1.BGPAdvertisementSpec) { s.Communities = []v1alpha1.Community{"no-export"} }), "spec.communities[0]"},
+		{"pool selector NotIn without values", adv("a-sel-notin", func(s *v1alpha1.BGPAdvertisementSpec) {
+			s.IPAddressPoolSelectors = []metav1.LabelSelector{{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tier", Operator: metav1.LabelSelectorOpNotIn}}}}
+		}), "spec.ipAddressPoolSelectors"},
+		{"service selector DoesNotExist with values", adv("a-sel-dne", func(s *v1alpha1.BGPAdvertisementSpec) {
+			s.ServiceSelectors = []metav1.LabelSelector{{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpDoesNotExist, Values: []string{"web"}}}}}
+		}), "spec.serviceSelectors"},
+		{"selector label value too long", adv("a-sel-long", func(s *v1alpha1.BGPAdvertisementSpec) {
+			s.NodeSelectors = []metav1.LabelSelector{{MatchLabels: map[string]string{"rack": strings.Repeat("x", 64)}}}
+		}), "spec.nodeSelectors[0].matchLabels.rack"},
 		{"aggregation longer than a host", adv("a-agg", func(s *v1alpha1.BGPAdvertisementSpec) { s.AggregationLength = i32(33) }), "spec.aggregationLength"},
 	} {
 		t.Run(tc.name, func(t *testing.T) { expectValidation(t, tc.obj, tc.want, create) })

@@ -21,13 +21,20 @@ import (
 // of the pools, column name -> cell, per pool.
 func poolTable(t *testing.T) map[string]map[string]string {
 	t.Helper()
+	return table(t, "ipaddresspools")
+}
+
+// table is what `kubectl get <resource> -o wide` shows for one of vipcast's kinds: the API
+// server's own table, column name -> cell, per object.
+func table(t *testing.T, resource string) map[string]map[string]string {
+	t.Helper()
 	c := rest.CopyConfig(cfg)
 	c.GroupVersion = &v1alpha1.GroupVersion
 	c.APIPath = "/apis"
 	c.NegotiatedSerializer = clientgoscheme.Codecs.WithoutConversion()
 	rc, err := rest.RESTClientFor(c)
 	must(t, err)
-	body, err := rc.Get().Resource("ipaddresspools").Param("includeObject", "None").
+	body, err := rc.Get().Resource(resource).Param("includeObject", "None").
 		SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").DoRaw(context.Background())
 	must(t, err)
 	var tab metav1.Table

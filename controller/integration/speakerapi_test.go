@@ -24,6 +24,10 @@ func TestSpeakerKindsValidation(t *testing.T) {
 		return &v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: name},
 			Status: v1alpha1.SpeakerReport{Announcements: []v1alpha1.Announcement{ann}}}
 	}
+	session := func(name string, s v1alpha1.BGPSessionStatus) *v1alpha1.SpeakerStatus {
+		return &v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Status: v1alpha1.SpeakerReport{Sessions: []v1alpha1.BGPSessionStatus{s}}}
+	}
 	for _, tc := range []struct {
 		name string
 		obj  client.Object
@@ -47,6 +51,11 @@ func TestSpeakerKindsValidation(t *testing.T) {
 			s.IPAddressPools = []string{"web", "web"}
 		}), "spec.ipAddressPools[1]"},
 		{"speaker status", report("node-a", v1alpha1.Announcement{IP: "192.0.2.1", Mode: v1alpha1.ModeL2, Interfaces: []v1alpha1.InterfaceName{"eth0"}}), ""},
+		{"L2 node selector In without values", adv("l2-sel-in", func(s *v1alpha1.L2AdvertisementSpec) {
+			s.NodeSelectors = []metav1.LabelSelector{{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "edge", Operator: metav1.LabelSelectorOpIn}}}}
+		}), "operators In and NotIn need values"},
+		{"session with a reason", session("node-c", v1alpha1.BGPSessionStatus{Peer: "tor", Reason: v1alpha1.SessionReasonSecretNotFound, Message: "Secret vipcast-system/bgp not found"}), ""},
+		{"session reason not CamelCase", session("node-d", v1alpha1.BGPSessionStatus{Peer: "tor", Reason: "secret not found"}), "status.sessions[0].reason"},
 		{"unknown announcement mode", report("node-b", v1alpha1.Announcement{IP: "192.0.2.1", Mode: "Carrier pigeon"}), "status.announcements[0].mode"},
 	} {
 		t.Run(tc.name, func(t *testing.T) { expectValidation(t, tc.obj, tc.want, createWithStatus) })

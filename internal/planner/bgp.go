@@ -61,7 +61,9 @@ func PeersFor(in Input, node string) []string {
 // node, and the node may announce the Service at all (known, network available, not excluded,
 // for Local a ready endpoint here): every such node announces, and the router spreads the
 // traffic over them. Addresses are aggregated to the advertisement's lengths and sent to the
-// peers it names (all when none) that peer with this node. Liveness is not asked: a node
+// peers it names (all when none) that peer with this node. An advertisement whose
+// aggregation length is shorter than a pool allows (the aggregate would reach outside the
+// pool) announces nothing of that pool's family from that pool. Liveness is not asked: a node
 // whose speaker runs is alive, and a dead one's routes go with its sessions.
 func BGPFor(in Input, node string) []Route {
 	n := in.Nodes[node]
@@ -70,6 +72,7 @@ func BGPFor(in Input, node string) []Route {
 		peersHere[p] = true
 	}
 	byPrefix := map[netip.Prefix]*routeAcc{}
+	fits := aggFits{}
 	for i := range in.Services {
 		s := &in.Services[i]
 		if _, ok := mayAnnounce(in, node, s); !ok {
@@ -78,7 +81,7 @@ func BGPFor(in Input, node string) []Route {
 		for _, ip := range s.IPs {
 			for j := range in.BGP {
 				ad := &in.BGP[j]
-				if !selectsPool(in, ad.Pools, ad.PoolSelectors, ip.Pools) || !anyMatches(ad.ServiceSelectors, s.Labels) || !anyMatches(ad.NodeSelectors, n.Labels) {
+				if !fits.takes(in, j, ip) || !anyMatches(ad.ServiceSelectors, s.Labels) || !anyMatches(ad.NodeSelectors, n.Labels) {
 					continue
 				}
 				peers := adPeers(ad, peersHere)

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/vipcast/vipcast/internal/iprange"
 )
 
 func TestBGPFor(t *testing.T) {
@@ -45,6 +47,30 @@ func TestBGPFor(t *testing.T) {
 			in.Services = append(in.Services, svc("ns/db", "203.0.113.9"))
 		}, "a", []want{
 			{"203.0.113.0/24", "[tor]", "[]", nil, "[ns/db ns/web]"}, {"2001:db8:203::/64", "[tor]", "[]", nil, "[ns/web]"}}},
+		{"aggregation inside the pool", func(in *Input) {
+			in.PoolRanges = map[string][]iprange.Range{"default": ranges(t, "203.0.113.0/24", "2001:db8:203::/64")}
+			in.BGP[0].AggregationLength, in.BGP[0].AggregationLengthV6 = 24, 64
+		}, "a", []want{
+			{"203.0.113.0/24", "[tor]", "[]", nil, "[ns/web]"}, {"2001:db8:203::/64", "[tor]", "[]", nil, "[ns/web]"}}},
+		// A /24 of a /28 pool would draw traffic for 240 addresses vipcast does not hold.
+		{"aggregation wider than the pool: that family of the pool is skipped", func(in *Input) {
+			in.PoolRanges = map[string][]iprange.Range{"default": ranges(t, "203.0.113.0/28", "2001:db8:203::/64")}
+			in.BGP[0].AggregationLength, in.BGP[0].AggregationLengthV6 = 24, 64
+		}, "a", []want{{"2001:db8:203::/64", "[tor]", "[]", nil, "[ns/web]"}}},
+		{"aggregation wider than a from-to range", func(in *Input) {
+			in.PoolRanges = map[string][]iprange.Range{"default": ranges(t, "203.0.113.0-203.0.113.31", "2001:db8:203::-2001:db8:203::ff")}
+			in.BGP[0].AggregationLength, in.BGP[0].AggregationLengthV6 = 27, 120
+		}, "a", []want{{"203.0.113.0/27", "[tor]", "[]", nil, "[ns/web]"}, {"2001:db8:203::/120", "[tor]", "[]", nil, "[ns/web]"}}},
+		{"another advertisement still sends host routes", func(in *Input) {
+			in.PoolRanges = map[string][]iprange.Range{"default": ranges(t, "203.0.113.0/28")}
+			in.BGP = []BGPAdvertisement{{Name: "wide", AggregationLength: 24}, {Name: "hosts"}}
+			in.Services[0].IPs = in.Services[0].IPs[:1]
+		}, "a", []want{{"203.0.113.5/32", "[tor]", "[]", nil, "[ns/web]"}}},
+		{"an address in no pool is aggregated as before", func(in *Input) {
+			in.PoolRanges = map[string][]iprange.Range{"default": ranges(t, "203.0.113.0/28")}
+			in.BGP[0].AggregationLength = 24
+			in.Services[0].IPs = []IP{{Addr: netip.MustParseAddr("203.0.113.5")}}
+		}, "a", []want{{"203.0.113.0/24", "[tor]", "[]", nil, "[ns/web]"}}},
 		{"attributes from every advertisement", func(in *Input) {
 			in.BGP = []BGPAdvertisement{{Name: "x", Communities: []string{"65000:1"}, LocalPref: u32(100)},
 				{Name: "y", Communities: []string{"large:1:2:3", "65000:1"}, LocalPref: u32(200)}}
@@ -110,5 +136,44 @@ func TestBGPRouteAddrsAndPeersFor(t *testing.T) {
 	}
 	if got := fmt.Sprint(PeersFor(in, "a"), PeersFor(in, "b")); got != "[tor] [spine tor]" {
 		t.Fatalf("PeersFor a, b = %s", got)
+	}
+}
+
+func ranges(t *testing.T, ss ...string) []iprange.Range {
+	t.Helper()
+	var rs []iprange.Range
+	for _, s := range ss {
+		r, err := iprange.Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, r)
+	}
+	return iprange.Normalize(rs)
+}
+
+func TestAggregationTooWide(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		ranges   []string
+		fam      iprange.Family
+		bits     int
+		shortest int
+		tooWide  bool
+	}{
+		{"host routes", []string{"203.0.113.0/28"}, iprange.IPv4, 0, 28, false},
+		{"the pool's own length", []string{"203.0.113.0/28"}, iprange.IPv4, 28, 28, false},
+		{"longer than the pool's", []string{"203.0.113.0/28"}, iprange.IPv4, 30, 28, false},
+		{"shorter than the pool's", []string{"203.0.113.0/28"}, iprange.IPv4, 24, 28, true},
+		{"an unaligned range allows host routes only", []string{"203.0.113.10-203.0.113.20"}, iprange.IPv4, 31, 32, true},
+		{"no address of the family", []string{"203.0.113.0/28"}, iprange.IPv6, 64, 0, false},
+		{"IPv6", []string{"2001:db8::/120"}, iprange.IPv6, 64, 120, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			shortest, tooWide := AggregationTooWide(ranges(t, tc.ranges...), tc.fam, tc.bits)
+			if shortest != tc.shortest || tooWide != tc.tooWide {
+				t.Errorf("got %d, %v; want %d, %v", shortest, tooWide, tc.shortest, tc.tooWide)
+			}
+		})
 	}
 }

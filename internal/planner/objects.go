@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/internal/iprange"
 	"github.com/vipcast/vipcast/internal/poolset"
 )
 
@@ -35,14 +36,16 @@ type Objects struct {
 
 // Input turns the objects into the planner's plain values.
 func (w Objects) Input() Input {
-	in := Input{Members: w.Members, Links: w.Links, Nodes: map[string]Node{}, PoolLabels: map[string]map[string]string{}}
+	in := Input{Members: w.Members, Links: w.Links, Nodes: map[string]Node{}, PoolLabels: map[string]map[string]string{},
+		PoolRanges: map[string][]iprange.Range{}}
 	for i := range w.Nodes {
 		in.Nodes[w.Nodes[i].Name] = nodeOf(&w.Nodes[i])
 	}
+	snap := poolset.Build(w.Pools)
 	for _, p := range w.Pools {
 		in.PoolLabels[p.Name] = p.Labels
+		in.PoolRanges[p.Name] = snap.Pool(p.Name).Declared
 	}
-	snap := poolset.Build(w.Pools)
 	endpoints := endpointNodes(w.Slices)
 	for i := range w.Services {
 		s := &w.Services[i]

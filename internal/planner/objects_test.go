@@ -11,7 +11,7 @@ import (
 )
 
 // From API objects to routes: the BGP kinds compile, a bad selector skips its object (and is
-// reported), aggregation and attributes come through.
+// reported), aggregation (only inside the pool) and attributes come through.
 func TestObjectsBGP(t *testing.T) {
 	agg, lp := int32(24), uint32(150)
 	var reported []string
@@ -35,5 +35,10 @@ func TestObjectsBGP(t *testing.T) {
 	if len(rs) != 1 || rs[0].Prefix != netip.MustParsePrefix("203.0.113.0/24") || rs[0].Peers[0] != "tor" ||
 		rs[0].LocalPref == nil || *rs[0].LocalPref != 150 || rs[0].Communities[0] != "65000:100" || rs[0].Services[0] != "ns/web" {
 		t.Errorf("routes %+v", rs)
+	}
+	// The pool's ranges come through: a /28 pool is not aggregated to a /24.
+	objs.Pools[0].Spec.Addresses = []v1alpha1.AddressRange{"203.0.113.0/28"}
+	if rs := BGPFor(objs.Input(), "a"); len(rs) != 0 {
+		t.Errorf("routes of a /24 aggregate of a /28 pool: %+v", rs)
 	}
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/vipcast/vipcast/internal/iprange"
 )
 
 // Well-known node labels and conditions the planner honours.
@@ -31,6 +33,9 @@ type Input struct {
 	Peers []Peer
 	// PoolLabels are the labels of each pool, for pool selectors.
 	PoolLabels map[string]map[string]string
+	// PoolRanges are the addresses each pool declares, normalized, for BGP aggregation. A
+	// pool missing here is not checked.
+	PoolRanges map[string][]iprange.Range
 	// Links are the interfaces each node's speaker can answer on (up, not excluded, not
 	// enslaved), as the speakers publish them. A node missing here is not restricted (its
 	// links are unknown); a node listed with none can announce nothing over layer 2.

@@ -179,3 +179,40 @@ func (r *Router) ReceivedPrefixes(ctx context.Context, v4 bool) (map[string]int,
 	}
 	return out, nil
 }
+
+// SessionEpochs names, per BGP session of the router, a value that changes whenever the
+// session goes down or comes up: FRR's counts of connections established and dropped, or
+// BIRD's protocol state and the time it entered it. Two equal readings mean no session was
+// reset in between.
+func (r *Router) SessionEpochs(ctx context.Context) (map[string]string, error) {
+	out := map[string]string{}
+	if r.Kind() == FRR {
+		text, err := r.Vtysh(ctx, "show bgp neighbors json")
+		if err != nil {
+			return nil, err
+		}
+		var v map[string]struct {
+			State       string `json:"bgpState"`
+			Established int    `json:"connectionsEstablished"`
+			Dropped     int    `json:"connectionsDropped"`
+		}
+		if err := json.Unmarshal([]byte(text), &v); err != nil {
+			return nil, fmt.Errorf("reading FRR neighbours %q: %w", text, err)
+		}
+		for addr, n := range v {
+			out[addr] = fmt.Sprintf("%s %d/%d", n.State, n.Established, n.Dropped)
+		}
+		return out, nil
+	}
+	text, err := r.Birdc(ctx, "show", "protocols")
+	if err != nil {
+		return nil, err
+	}
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 6 && f[1] == "BGP" {
+			out[f[0]] = strings.Join(f[3:6], " ")
+		}
+	}
+	return out, nil
+}

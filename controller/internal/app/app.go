@@ -18,6 +18,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/controller/internal/accepted"
 	"github.com/vipcast/vipcast/controller/internal/announce"
 	"github.com/vipcast/vipcast/controller/internal/ipam"
 	"github.com/vipcast/vipcast/controller/internal/leader"
@@ -113,6 +114,16 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	}
 	if err := (&announce.Reconciler{Client: mgr.GetClient(), Class: o.LBClass, Fence: writes}).SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up announced controller: %w", err)
+	}
+	judge := accepted.Writer{Client: mgr.GetClient(), Fence: writes}
+	if err := (&accepted.L2Reconciler{Writer: judge}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up L2Advertisement controller: %w", err)
+	}
+	if err := (&accepted.BGPReconciler{Writer: judge}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up BGPAdvertisement controller: %w", err)
+	}
+	if err := (&accepted.PeerReconciler{Writer: judge}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up BGPPeer controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err

@@ -29,17 +29,6 @@ const secretTTL = 30 * time.Second
 // secretRetry is how soon a Secret that could not be read is read again.
 const secretRetry = 5 * time.Second
 
-// Reasons a speaker gives for a BGPPeer in its SpeakerStatus.
-const (
-	// ReasonSecretNotFound: the password Secret (or its key) does not exist.
-	ReasonSecretNotFound = "SecretNotFound"
-	// ReasonSecretUnreadable: the password Secret could not be read and no password was read
-	// before.
-	ReasonSecretUnreadable = "SecretUnreadable"
-	// ReasonInvalidPeer: the BGPPeer cannot be turned into a session.
-	ReasonInvalidPeer = "InvalidPeer"
-)
-
 // bgpSide runs the node's BGP speaker: created with the first session, its sessions and
 // routes follow the plan.
 type bgpSide struct {
@@ -216,7 +205,7 @@ func (b *bgpSide) sessions(ctx context.Context, w planner.Objects, in planner.In
 		}
 		s, err := sessionFor(p, pw.value)
 		if err != nil {
-			problems[name] = peerProblem{address: p.Spec.PeerAddress, reason: ReasonInvalidPeer, message: err.Error()}
+			problems[name] = peerProblem{address: p.Spec.PeerAddress, reason: v1alpha1.SessionReasonInvalidPeer, message: err.Error()}
 			b.badPeers(name, err)
 			continue
 		}
@@ -290,20 +279,19 @@ type secretPassword struct {
 	reason  string
 }
 
-// use tells whether a peer with this password problem keeps its session: a Secret that
-// cannot be read (the API server is away) keeps the last password read; a Secret that is
-// gone keeps it only for a session established with it, so deleting the Secret never cuts a
-// working session but a new session never starts on a password nobody can see any more.
+// use tells whether a peer with this password problem keeps its session. A Secret that
+// cannot be read for a while (the API server is away) is no problem: the last password read
+// stays (password clears the problem). A Secret that is gone keeps the last password only for
+// a session established with it, so deleting the Secret never cuts a working session but a
+// new session never starts on a password nobody can see any more.
 func (p secretPassword) use(established bool) bool {
 	switch {
 	case p.problem == nil:
 		return true
 	case !p.known:
 		return false
-	case p.reason == ReasonSecretNotFound:
-		return established
 	default:
-		return true
+		return established
 	}
 }
 
@@ -329,13 +317,11 @@ func (b *bgpSide) password(ctx context.Context, ref *v1alpha1.SecretKeyReference
 	pw := secretPassword{value: c.value, known: c.ok, problem: c.err}
 	switch {
 	case c.err == nil:
-	case c.missing:
-		pw.reason = ReasonSecretNotFound
-	case c.ok:
-		pw.reason = ReasonSecretUnreadable
+	case c.ok && !c.missing:
 		pw.problem = nil // a passing outage: the last password is as good as ever
 	default:
-		pw.reason = ReasonSecretUnreadable
+		// Gone, or never readable (forbidden, or the API server away since the start).
+		pw.reason = v1alpha1.SessionReasonSecretNotFound
 	}
 	return pw
 }

@@ -130,11 +130,11 @@ func TestPasswordSurvivesOutages(t *testing.T) {
 	}
 	check("within the TTL nothing is read", want{value: "s3cret", idle: true, running: true})
 	expire()
-	check("Secret deleted", want{value: "s3cret", reason: ReasonSecretNotFound, running: true})
+	check("Secret deleted", want{value: "s3cret", reason: v1alpha1.SessionReasonSecretNotFound, running: true})
 
 	fresh := &bgpSide{secrets: c}
 	down = true
-	if pw := fresh.password(t.Context(), ref); pw.use(true) || pw.reason != ReasonSecretUnreadable {
+	if pw := fresh.password(t.Context(), ref); pw.use(true) || pw.reason != v1alpha1.SessionReasonSecretNotFound {
 		t.Errorf("never read, API server away: %+v", pw)
 	}
 	down = false
@@ -149,10 +149,10 @@ func TestPasswordSurvivesOutages(t *testing.T) {
 // A peer's problem shows on its session, and a skipped peer is listed with its problem.
 func TestSessionStatusesWithProblems(t *testing.T) {
 	got := sessionStatuses([]bgp.SessionState{{Name: "b", Address: "192.0.2.1", State: "Established"}},
-		map[string]peerProblem{"b": {reason: ReasonSecretNotFound, message: "gone"}, "a": {address: "192.0.2.9", reason: ReasonInvalidPeer, message: "bad"}})
+		map[string]peerProblem{"b": {reason: v1alpha1.SessionReasonSecretNotFound, message: "gone"}, "a": {address: "192.0.2.9", reason: v1alpha1.SessionReasonInvalidPeer, message: "bad"}})
 	want := []v1alpha1.BGPSessionStatus{
-		{Peer: "a", Address: "192.0.2.9", Reason: ReasonInvalidPeer, Message: "bad"},
-		{Peer: "b", Address: "192.0.2.1", State: "Established", Reason: ReasonSecretNotFound, Message: "gone"},
+		{Peer: "a", Address: "192.0.2.9", Reason: v1alpha1.SessionReasonInvalidPeer, Message: "bad"},
+		{Peer: "b", Address: "192.0.2.1", State: "Established", Reason: v1alpha1.SessionReasonSecretNotFound, Message: "gone"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("statuses %+v, want %+v", got, want)
