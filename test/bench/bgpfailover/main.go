@@ -1,8 +1,9 @@
 // Command bgpfailover measures vipcast's BGP announcements in the lab against a real router
-// (BIRD by default; GoBGP's BFD did not come up with FRR's bfdd in the lab): the client-visible disruption when one of three announcing nodes loses
+// (BIRD or FRR): the client-visible disruption when one of three announcing nodes loses
 // power, with BFD (300 ms x 3) and with only the hold time (9 s); failed requests during a
-// rolling restart of every speaker; and how long until 1,000 and 10,000 VIPs are all in
-// FRR's RIB and kernel. It prints p50 / p95 / max.
+// rolling restart of every speaker, drained (withdraw first) and with graceful restart; and
+// how long until 1,000 and 10,000 VIPs are all in FRR's RIB and kernel. It prints p50 / p95
+// / max.
 //
 // The router hashes ECMP by ports, so the client's connections spread over the nodes and a
 // third of them go to a dead node until it is withdrawn. The disruption of a trial runs from
@@ -99,7 +100,13 @@ func run(ctx context.Context, index, trials int, router lab.RouterKind, scale st
 			benchlab.Ms(benchlab.Pct(spans, 50)), benchlab.Ms(benchlab.Pct(spans, 95)), benchlab.Ms(spans[len(spans)-1]), failed, total, trials)
 	}
 	if trials > 0 {
-		if err := b.rollingRestart(); err != nil {
+		if err := b.rollingRestart(false); err != nil {
+			return err
+		}
+		if err := b.peers(false, true); err != nil {
+			return err
+		}
+		if err := b.rollingRestart(true); err != nil {
 			return err
 		}
 	}
@@ -110,7 +117,8 @@ func run(ctx context.Context, index, trials int, router lab.RouterKind, scale st
 }
 
 func (b *bench) setup(root string) error {
-	if err := b.lab.Router.Configure(b.ctx, b.lab.Router.Kind(), lab.RouterOptions{BFD: true}); err != nil {
+	// Static: FRR 8.4.4 crashes when a dynamic neighbour's graceful-restart timer runs out.
+	if err := b.lab.Router.Configure(b.ctx, b.lab.Router.Kind(), lab.RouterOptions{BFD: true, Static: true}); err != nil {
 		return err
 	}
 	var err error
@@ -120,13 +128,17 @@ func (b *bench) setup(root string) error {
 	return err
 }
 
-// peers (re)creates the router's BGPPeer with or without BFD and waits for all three next hops.
-func (b *bench) peers(bfd bool) error {
+// peers (re)creates the router's BGPPeer with or without BFD and graceful restart and waits
+// for all three next hops.
+func (b *bench) peers(bfd bool, gr ...bool) error {
 	peer := &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"}, Spec: v1alpha1.BGPPeerSpec{
 		MyASN: lab.NodeASN, PeerASN: lab.RouterASN, PeerAddress: b.lab.Router.IPv4.String(),
 		HoldTime: &metav1.Duration{Duration: 9 * time.Second}, ConnectTime: &metav1.Duration{Duration: time.Second}}}
 	if bfd {
 		peer.Spec.BFD = &v1alpha1.BFDSettings{Enabled: true, ReceiveInterval: 300, TransmitInterval: 300, DetectMultiplier: 3}
+	}
+	if len(gr) > 0 && gr[0] {
+		peer.Spec.GracefulRestart = &v1alpha1.GracefulRestartSettings{Enabled: true, RestartTime: &metav1.Duration{Duration: 60 * time.Second}}
 	}
 	if err := client.IgnoreNotFound(b.lab.Kube.Delete(b.ctx, &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"}})); err != nil {
 		return err
@@ -203,8 +215,14 @@ func (b *bench) powerCut(n *lab.Node) (time.Duration, int, int, error) {
 }
 
 // rollingRestart stops and starts every speaker in turn, as a DaemonSet update would, while
-// the client probes.
-func (b *bench) rollingRestart() error {
+// the client probes. Without graceful restart each speaker withdraws its routes before it
+// exits (a drain) and announces them again when back; with it, the router keeps the routes
+// (stale) throughout and its next hops never change. Requests in flight while the router's
+// ECMP set changes can break whatever the speaker does (the flow is rehashed to a node
+// without its conntrack entry): those are counted apart.
+func (b *bench) rollingRestart(graceful bool) error {
+	vip := netip.PrefixFrom(b.web.VIP, 32)
+	changes := watchHops(b.ctx, b.lab.Router, vip)
 	probe := lab.StartProbe(b.lab.ClientNetns, lab.URL(b.web.VIP, 80), 10*time.Millisecond, 300*time.Millisecond)
 	start := time.Now()
 	for _, n := range b.lab.Nodes {
@@ -213,8 +231,10 @@ func (b *bench) rollingRestart() error {
 			return err
 		}
 		<-p.Exited()
-		if err := b.nextHops(2, n); err != nil {
-			return err
+		if !graceful {
+			if err := b.nextHops(2, n); err != nil {
+				return err
+			}
 		}
 		if err := p.Start(); err != nil {
 			return err
@@ -222,11 +242,84 @@ func (b *bench) rollingRestart() error {
 		if err := b.nextHops(3); err != nil {
 			return err
 		}
+		if graceful {
+			// Back when its sessions are: the routes it sends replace the stale ones.
+			if err := b.established(n); err != nil {
+				return err
+			}
+		}
 	}
 	res := probe.Stop()
-	fmt.Printf("  rolling restart of 3 speakers (%s): %d of %d requests failed, longest gap %s\n",
-		time.Since(start).Round(100*time.Millisecond), res.Failed(), len(res.Samples), benchlab.Ms(res.Longest()))
+	hops := changes.stop()
+	rehash := 0
+	for _, s := range res.Samples {
+		if !s.OK() && hops.during(s) {
+			rehash++
+		}
+	}
+	name := "drain (withdraw, then restart), no graceful restart"
+	if graceful {
+		name = "graceful restart (routes kept, stale)"
+	}
+	fmt.Printf("  rolling restart of 3 speakers, %s (%s): %d of %d requests failed (%d of them in flight across one of the router's %d next-hop changes), longest gap %s\n",
+		name, time.Since(start).Round(100*time.Millisecond), res.Failed(), len(res.Samples), rehash, len(hops.at), benchlab.Ms(res.Longest()))
 	return nil
+}
+
+// established waits until n's speaker reports its session to the router Established.
+func (b *bench) established(n *lab.Node) error {
+	return benchlab.Poll(b.ctx, 60*time.Second, func(ctx context.Context) error {
+		var st v1alpha1.SpeakerStatus
+		if err := b.lab.Kube.Get(ctx, client.ObjectKey{Name: n.Name}, &st); err != nil {
+			return err
+		}
+		if len(st.Status.Sessions) != 1 || st.Status.Sessions[0].State != "Established" || st.Status.Sessions[0].Advertised != 1 {
+			return fmt.Errorf("%s: sessions %+v", n.Name, st.Status.Sessions)
+		}
+		return nil
+	})
+}
+
+// hopChanges records when the router's next hops for a prefix changed: each between two
+// looks 20 ms apart.
+type hopChanges struct {
+	at   [][2]time.Time
+	done chan struct{}
+	end  context.CancelFunc
+}
+
+func watchHops(ctx context.Context, r *lab.Router, prefix netip.Prefix) *hopChanges {
+	ctx, cancel := context.WithCancel(ctx)
+	h := &hopChanges{done: make(chan struct{}), end: cancel}
+	go func() {
+		defer close(h.done)
+		var last []netip.Addr
+		var lastAt time.Time
+		for ctx.Err() == nil {
+			hops, err := r.NextHops(ctx, prefix)
+			now := time.Now()
+			if err == nil {
+				if !lastAt.IsZero() && !slices.Equal(hops, last) {
+					h.at = append(h.at, [2]time.Time{lastAt, now})
+				}
+				last, lastAt = hops, now
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	return h
+}
+
+func (h *hopChanges) stop() *hopChanges {
+	h.end()
+	<-h.done
+	return h
+}
+
+// during tells whether a request was in flight across a change.
+func (h *hopChanges) during(s lab.Sample) bool {
+	end := s.Sent.Add(s.Took)
+	return slices.ContainsFunc(h.at, func(c [2]time.Time) bool { return !c[0].After(end) && !c[1].Before(s.Sent) })
 }
 
 // scale times how long until every VIP of count Services is in the router's RIB (received
