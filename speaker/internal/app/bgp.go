@@ -69,6 +69,8 @@ type bgpResult struct {
 	// Secret is gone.
 	problems map[string]peerProblem
 	updates  uint64
+	// bfdPackets: BFD packets read, accepted, malformed and for no session.
+	bfdPackets [3]uint64
 }
 
 // sync applies the plan's BGP part for this node.
@@ -116,6 +118,7 @@ func (b *bgpSide) sync(ctx context.Context, w planner.Objects, in planner.Input,
 		b.log.Error(err, "Applying the BGP plan failed")
 	}
 	res := bgpResult{sessions: b.sp.State(ctx), updates: b.sp.Updates.Load(), problems: problems}
+	res.bfdPackets[0], res.bfdPackets[1], res.bfdPackets[2] = b.sp.BFDStats()
 	b.established = map[string]bool{}
 	for _, st := range res.sessions {
 		b.established[st.Name] = st.Established

@@ -20,6 +20,8 @@ type metrics struct {
 	advertised   *prometheus.GaugeVec
 	bgpUpdates   prometheus.CounterFunc
 	updates      atomic.Uint64
+	// bfdPackets are the BFD packets read: accepted, malformed, for no session.
+	bfdPackets [3]atomic.Uint64
 	// eventsDropped counts Events not written because too many were waiting.
 	eventsDropped prometheus.Counter
 	// conflicts counts conflicts reported, by claimant (speaker, foreign).
@@ -45,6 +47,10 @@ func newMetrics(stats *layer2.Stats) *metrics {
 	m.advertised = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vipcast_bgp_prefixes_advertised", Help: "Prefixes sent to the peer and not withdrawn."}, []string{"peer"})
 	m.bgpUpdates = prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vipcast_bgp_path_updates_total", Help: "Paths announced or withdrawn by this speaker."},
 		func() float64 { return float64(m.updates.Load()) })
+	bfd := func(result string, v *atomic.Uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vipcast_bfd_packets_total", ConstLabels: prometheus.Labels{"result": result},
+			Help: "BFD control packets read: accepted, malformed (dropped), or for no session (dropped)."}, func() float64 { return float64(v.Load()) })
+	}
 	collectors := []prometheus.Collector{m.announced, m.members, m.takeovers, m.eventsDropped, m.conflicts, m.bgpAnnounced, m.sessionUp, m.bfdUp, m.advertised, m.bgpUpdates,
 		counter("vipcast_l2_arp_requests_total", "ARP requests received for owned addresses.", &stats.ARPRequests),
 		counter("vipcast_l2_arp_replies_total", "ARP replies sent.", &stats.ARPReplies),
@@ -55,6 +61,7 @@ func newMetrics(stats *layer2.Stats) *metrics {
 		counter("vipcast_l2_not_for_us_total", "ARP frames addressed to another host's MAC, dropped.", &stats.NotForUs),
 		counter("vipcast_l2_send_errors_total", "Replies and announcements that could not be sent.", &stats.SendErrors),
 		counter("vipcast_l2_conflicting_claims_total", "ARP packets and neighbour advertisements from another MAC claiming an owned address.", &stats.Conflicts),
+		bfd("accepted", &m.bfdPackets[0]), bfd("malformed", &m.bfdPackets[1]), bfd("unknown", &m.bfdPackets[2]),
 		counter("vipcast_l2_defences_total", "Announcements sent to defend an owned address (at most one per address per 10 s).", &stats.Defences),
 	}
 	for _, c := range collectors {
@@ -69,6 +76,9 @@ func (m *metrics) observe(announced, members int, b bgpResult) {
 	m.members.Set(float64(members))
 	m.bgpAnnounced.Set(float64(len(b.announced)))
 	m.updates.Store(b.updates)
+	for i, v := range b.bfdPackets {
+		m.bfdPackets[i].Store(v)
+	}
 	m.sessionUp.Reset()
 	m.bfdUp.Reset()
 	m.advertised.Reset()

@@ -17,6 +17,8 @@ import (
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v4/pkg/server"
+
+	"github.com/vipcast/vipcast/speaker/internal/bfd"
 )
 
 // Defaults for timers a BGPPeer leaves out: GoBGP's own (120 s between connection attempts,
@@ -41,6 +43,10 @@ type Speaker struct {
 	sessions map[string]Session
 	routes   map[netip.Prefix]Route
 	stop     context.CancelFunc
+	changed  func()
+	// bfd runs the sessions' BFD, opened with the first session that wants it. GoBGP's own
+	// BFD stays off (see package bfd for why).
+	bfd *bfd.Server
 	// restarting holds until the first Apply: the sessions it opens tell graceful-restart
 	// peers that this speaker restarted with its forwarding intact, so they keep the routes
 	// of the speaker that ran before until this one has sent its own (End-of-RIB).
@@ -65,7 +71,7 @@ func New(log logr.Logger, routerID netip.Addr, asn uint32, changed func()) (*Spe
 		srv.Stop()
 		return nil, fmt.Errorf("starting BGP: %w", err)
 	}
-	s := &Speaker{log: log, srv: srv, RouterID: routerID, ASN: asn, sessions: map[string]Session{}, routes: map[netip.Prefix]Route{}, stop: cancel, restarting: true}
+	s := &Speaker{log: log, srv: srv, RouterID: routerID, ASN: asn, sessions: map[string]Session{}, routes: map[netip.Prefix]Route{}, stop: cancel, changed: changed, restarting: true}
 	if err := srv.AddPolicyAssignment(ctx, &api.AddPolicyAssignmentRequest{Assignment: exportAssignment()}); err != nil {
 		s.Close(context.Background(), false)
 		return nil, fmt.Errorf("setting the export default: %w", err)
@@ -185,13 +191,62 @@ func (s *Speaker) openSession(ctx context.Context, ss Session) error {
 		delete(s.sessions, ss.Name)
 		return errors.Join(err, s.dropFilter(ctx, setName(ss.Name)))
 	}
+	if ss.BFD != nil {
+		if err := s.startBFD(ss); err != nil {
+			return errors.Join(err, s.removeSession(ctx, ss))
+		}
+	}
 	s.log.Info("Added BGP peer", "peer", ss.Name, "address", ss.Address.String(), "bfd", ss.BFD != nil, "md5", ss.Password != "",
 		"restarting", s.restarting && ss.GracefulRestart > 0)
 	return nil
 }
 
+// startBFD runs BFD with the session's peer, from the session's source address. Only a BFD
+// session that was Up and then heard nothing for its detection time resets BGP: not one that
+// never came Up (RFC 5882 4.3), nor one the peer says is down (its own BGP acts on its side;
+// FRR replaces its BFD session when the BGP session comes up, saying Down on the old one).
+func (s *Speaker) startBFD(ss Session) error {
+	if s.bfd == nil {
+		srv, err := bfd.Listen(netip.AddrPortFrom(netip.IPv6Unspecified(), bfd.Port), bfd.Port)
+		if err != nil {
+			return err
+		}
+		s.bfd = srv
+	}
+	addr := ss.Address.String()
+	cfg := bfd.Config{Source: ss.Source, Transmit: ss.BFD.Transmit, Receive: ss.BFD.Receive, Multiplier: uint8(min(ss.BFD.Multiplier, 255))}
+	return s.bfd.Add(ss.Address, cfg, func(c bfd.Change) {
+		s.log.Info("BFD session changed", "peer", ss.Name, "address", addr, "from", c.Old.String(), "to", c.New.String(), "timedOut", c.TimedOut)
+		if c.Old == bfd.Up && c.TimedOut {
+			go func() {
+				err := s.srv.ResetPeer(context.Background(), &api.ResetPeerRequest{Address: addr, Communication: "BFD detected a failure"})
+				if err != nil {
+					s.log.Error(err, "Resetting the BGP session after BFD went down failed", "peer", ss.Name)
+				}
+			}()
+		}
+		if s.changed != nil {
+			s.changed()
+		}
+	})
+}
+
+// BFDStats are the packets the speaker's BFD read: accepted, malformed, for no session.
+func (s *Speaker) BFDStats() (received, malformed, unknown uint64) {
+	s.mu.Lock()
+	srv := s.bfd
+	s.mu.Unlock()
+	if srv == nil {
+		return 0, 0, 0
+	}
+	return srv.Stats.Received.Load(), srv.Stats.Malformed.Load(), srv.Stats.Unknown.Load()
+}
+
 func (s *Speaker) removeSession(ctx context.Context, ss Session) error {
 	delete(s.sessions, ss.Name)
+	if ss.BFD != nil && s.bfd != nil {
+		s.bfd.Remove(ss.Address)
+	}
 	err := errors.Join(s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: ss.Address.String()}), s.dropFilter(ctx, setName(ss.Name)))
 	s.log.Info("Removed BGP peer", "peer", ss.Name, "address", ss.Address.String())
 	return err
@@ -316,6 +371,12 @@ func (s *Speaker) Close(ctx context.Context, notify bool) {
 	}
 	s.stop()
 	s.srv.Stop()
+	s.mu.Lock()
+	if s.bfd != nil {
+		_ = s.bfd.Close()
+		s.bfd = nil
+	}
+	s.mu.Unlock()
 }
 
 func setName(peer string) string { return "vipcast-" + peer }
@@ -433,10 +494,7 @@ func peerConfig(ss Session, restarting bool) *api.Peer {
 	if ss.MultiHop {
 		p.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: 255}
 	}
-	if b := ss.BFD; b != nil {
-		p.Bfd = &api.BfdPeerConfig{Enabled: true, DesiredMinimumTxInterval: uint32(b.Transmit / time.Microsecond),
-			RequiredMinimumReceive: uint32(b.Receive / time.Microsecond), DetectionMultiplier: b.Multiplier}
-	}
+	// ss.BFD is not GoBGP's: the Speaker runs it (startBFD).
 	if ss.GracefulRestart > 0 {
 		p.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: uint32(seconds(ss.GracefulRestart)),
 			LocalRestarting: restarting, DeferralTime: restartDeferral}

@@ -26,11 +26,6 @@ var sessionStates = map[api.PeerState_SessionState]string{
 	api.PeerState_SESSION_STATE_OPENCONFIRM: "OpenConfirm", api.PeerState_SESSION_STATE_ESTABLISHED: "Established",
 }
 
-var bfdStates = map[api.BfdSessionState]string{
-	api.BfdSessionState_BFD_SESSION_STATE_UP: "Up", api.BfdSessionState_BFD_SESSION_STATE_DOWN: "Down",
-	api.BfdSessionState_BFD_SESSION_STATE_INIT: "Init", api.BfdSessionState_BFD_SESSION_STATE_ADMIN_DOWN: "AdminDown",
-}
-
 // State lists the sessions' states, sorted by name.
 func (s *Speaker) State(ctx context.Context) []SessionState {
 	s.mu.Lock()
@@ -38,9 +33,8 @@ func (s *Speaker) State(ctx context.Context) []SessionState {
 	for _, ss := range s.sessions {
 		byAddr[ss.Address.String()] = ss
 	}
+	bfdSrv := s.bfd
 	s.mu.Unlock()
-	bfd := map[string]string{}
-	s.srv.ListBfdPeer(ctx, func(addr string, st *api.BfdPeerState) { bfd[addr] = bfdStates[st.SessionState] })
 	out := map[string]SessionState{}
 	_ = s.srv.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
 		addr := p.GetConf().GetNeighborAddress()
@@ -55,9 +49,9 @@ func (s *Speaker) State(ctx context.Context) []SessionState {
 			st.Advertised += int(af.GetState().GetAdvertised())
 		}
 		if ss.BFD != nil {
-			st.BFD = bfd[addr]
-			if st.BFD == "" {
-				st.BFD = "Down"
+			st.BFD = "Down"
+			if bfdSrv != nil {
+				st.BFD = bfdSrv.State(ss.Address).String()
 			}
 		}
 		out[ss.Name] = st
