@@ -171,30 +171,30 @@ func kubeProxiesServe(t *testing.T, addr netip.Addr) {
 
 func host(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, a.BitLen()) }
 
-// Both routers: sessions with BFD (and an MD5 password with BIRD) from every node; the VIPs arrive as ECMP
-// routes with their communities; the client reaches the pods through them; the condition
-// and SpeakerStatus say so; aggregation; Local follows the pods; a graceful stop withdraws
-// before the speaker exits; a power cut is withdrawn by BFD, long before the hold time.
+// Both routers, with an MD5 password and BFD on every session (FRR with dynamic neighbours,
+// a listen range, and again with static ones): the VIPs arrive as ECMP routes with their
+// communities; the client reaches the pods through them; the condition and SpeakerStatus say
+// so; aggregation; Local follows the pods; a graceful stop withdraws before the speaker
+// exits; a power cut is withdrawn by BFD, long before the hold time; a wrong password never
+// gets a session, and a missing Secret is shown on the BGPPeer.
 func TestBGPAnnouncesToRouters(t *testing.T) {
 	t.Cleanup(func() {
 		if err := cluster.Router.Configure(context.Background(), lab.BIRD, lab.RouterOptions{}); err != nil {
 			t.Error(err)
 		}
 	})
+	opts := lab.RouterOptions{Password: "s3cret", BFD: true}
 	for _, kind := range []lab.RouterKind{lab.BIRD, lab.FRR} {
-		t.Run(string(kind), func(t *testing.T) { testBGP(t, kind) })
+		t.Run(string(kind), func(t *testing.T) { testBGP(t, kind, opts, true) })
 	}
+	static := opts
+	static.Static = true
+	t.Run("frr static neighbours", func(t *testing.T) { testBGP(t, lab.FRR, static, false) })
 }
 
-func testBGP(t *testing.T, kind lab.RouterKind) {
-	opts := lab.RouterOptions{}
-	if kind == lab.BIRD {
-		// Against FRR 8.4 in the lab, two things did not work and are checked against BIRD
-		// only: an MD5 session (FRR accepted none, listen range or listed neighbours), and BFD
-		// (GoBGP's side stayed in Init with FRR's bfdd, and GoBGP resets the BGP session when
-		// an Init session expires, so the session flapped).
-		opts.Password, opts.BFD = "s3cret", true
-	}
+// testBGP runs the checks above; full: every one of them, else the sessions (MD5, BFD Up),
+// the routes and the power cut.
+func testBGP(t *testing.T, kind lab.RouterKind, opts lab.RouterOptions, full bool) {
 	bgpPool, bgpAggPool, aggPrefix := bgpLab(t, kind, opts, nil)
 	ns := namespace(t)
 	pods := deploy(t, ns, "web", "node-1", "node-2", "node-3")
@@ -237,6 +237,9 @@ func testBGP(t *testing.T, kind lab.RouterKind) {
 	}
 
 	t.Run("aggregation", func(t *testing.T) {
+		if !full {
+			t.Skip("checked with dynamic neighbours")
+		}
 		_, agg := bgpService(t, ns, "agg", bgpAggPool, func(s *corev1.Service) {
 			s.Spec.IPFamilyPolicy = ptr(corev1.IPFamilyPolicySingleStack)
 		})
@@ -247,6 +250,9 @@ func testBGP(t *testing.T, kind lab.RouterKind) {
 	})
 
 	t.Run("Local follows the pods", func(t *testing.T) {
+		if !full {
+			t.Skip("checked with dynamic neighbours")
+		}
 		first := deploy(t, ns, "local", "node-2")
 		local, lips := bgpService(t, ns, "local", bgpPool, func(s *corev1.Service) {
 			s.Spec.Selector = map[string]string{"app": "local"}
@@ -266,6 +272,9 @@ func testBGP(t *testing.T, kind lab.RouterKind) {
 	})
 
 	t.Run("graceful stop withdraws first", func(t *testing.T) {
+		if !full {
+			t.Skip("checked with dynamic neighbours")
+		}
 		n := cluster.Node("node-1")
 		hops := watchNextHops(t.Context(), host(ips[0]))
 		probe := lab.StartProbe(cluster.ClientNetns, lab.URL(ips[0], 80), 10*time.Millisecond, 300*time.Millisecond)
@@ -303,9 +312,6 @@ func testBGP(t *testing.T, kind lab.RouterKind) {
 	})
 
 	t.Run("power cut: BFD withdraws", func(t *testing.T) {
-		if !opts.BFD {
-			t.Skip("no BFD with this router (see above)")
-		}
 		n := cluster.Node("node-3")
 		setReadyOn(t, pods, n.Name, false)
 		defer setReadyOn(t, pods, n.Name, true)
@@ -322,6 +328,13 @@ func testBGP(t *testing.T, kind lab.RouterKind) {
 		// The hold time is 9 s; BFD (300 ms x 3) must act well before.
 		nextHopsAre(t, 6*time.Second, host(ips[0]), "node-1", "node-2")
 		t.Logf("%s router dropped the powered-off node after %s", kind, time.Since(start).Round(10*time.Millisecond))
+	})
+
+	t.Run("wrong password, missing Secret", func(t *testing.T) {
+		if !full {
+			t.Skip("checked with dynamic neighbours")
+		}
+		testPasswords(t, kind)
 	})
 }
 

@@ -51,7 +51,9 @@ type Router struct {
 type RouterOptions struct {
 	// Password is the TCP MD5 password every node session must use (empty: none).
 	Password string
-	// BFD runs BFD with every node (300 ms x 3).
+	// BFD runs BFD with every node (300 ms x 3). FRR then keeps the routes of a node in
+	// graceful restart when its BFD session goes down after its BGP session closed
+	// (check-control-plane-failure: the speakers' BFD shares their control plane).
 	BFD bool
 	// IBGP makes the nodes internal peers (AS RouterASN) instead of AS NodeASN.
 	IBGP bool
@@ -111,6 +113,7 @@ router bgp {{.ASN}}
 {{- end}}
 {{- if .BFD}}
  neighbor nodes bfd profile fast
+ neighbor nodes bfd check-control-plane-failure
 {{- end}}
 {{- if .Static}}
 {{- range .Nodes}}
@@ -195,7 +198,7 @@ func (r *Router) Configure(ctx context.Context, kind RouterKind, opts RouterOpti
 		return err
 	}
 	data := map[string]any{"RouterID": r.IPv4, "ASN": r.ASN, "NodeASN": NodeASN, "FabricV4": FabricV4, "FabricV6": FabricV6,
-		"Uplinks": UplinksV4, "Password": opts.Password, "BFD": opts.BFD, "IBGP": opts.IBGP, "Static": opts.Static || opts.Password != "", "Nodes": r.nodeAddrs()}
+		"Uplinks": UplinksV4, "Password": opts.Password, "BFD": opts.BFD, "IBGP": opts.IBGP, "Static": opts.Static, "Nodes": r.nodeAddrs()}
 	var err error
 	switch kind {
 	case BIRD:
