@@ -17,8 +17,8 @@ import (
 	"github.com/vipcast/vipcast/test/lab"
 )
 
-// Graceful restart against both routers: a speaker restarted with the client probing loses
-// no request and the router never changes its next hops (node-1's path stays, stale, until
+// Graceful restart against both routers, with BFD on: a speaker restarted with the client
+// probing loses no request and the router never changes its next hops (node-1's path stays, stale, until
 // the new speaker has sent its routes); a speaker that stops and never returns has its path
 // removed when the restart time it announced runs out.
 func TestBGPGracefulRestart(t *testing.T) {
@@ -35,7 +35,10 @@ func TestBGPGracefulRestart(t *testing.T) {
 func testGracefulRestart(t *testing.T, kind lab.RouterKind) {
 	const restartTime = 8 * time.Second
 	// Static: FRR 8.4.4 crashes when a dynamic neighbour's restart timer runs out (router.go).
-	bgpPool, _, _ := bgpLab(t, kind, lab.RouterOptions{Static: true}, func(s *v1alpha1.BGPPeerSpec) {
+	// BFD on: the speaker's BFD session goes down as it stops, which ends graceful restart
+	// unless the router is told the BFD session shares the speaker's control plane (FRR:
+	// check-control-plane-failure, BIRD: bfd graceful).
+	bgpPool, _, _ := bgpLab(t, kind, lab.RouterOptions{Static: true, BFD: true, GracefulBFD: true}, func(s *v1alpha1.BGPPeerSpec) {
 		s.GracefulRestart = &v1alpha1.GracefulRestartSettings{Enabled: true, RestartTime: &metav1.Duration{Duration: restartTime}}
 	})
 	ns := namespace(t)
@@ -47,10 +50,18 @@ func testGracefulRestart(t *testing.T, kind lab.RouterKind) {
 	kubeProxiesServe(t, ips[0])
 	n := cluster.Node("node-1")
 	speaker := n.Process("speaker")
+	t.Cleanup(func() {
+		if !speaker.Running() {
+			if err := speaker.Start(); err != nil {
+				t.Error(err)
+			}
+		}
+	})
 
 	t.Run("restart keeps forwarding", func(t *testing.T) {
 		hops := watchNextHops(t.Context(), prefix)
 		probe := lab.StartProbe(cluster.ClientNetns, lab.URL(ips[0], 80), 10*time.Millisecond, 300*time.Millisecond)
+		defer probe.Stop()
 		time.Sleep(200 * time.Millisecond)
 		if err := speaker.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)

@@ -17,8 +17,8 @@ import (
 )
 
 // A session over node-1's second NIC, from the address sourceAddress names (not the one the
-// kernel would pick): the router's next hop is that address, not the node's InternalIP, and
-// the client's traffic flows over that link (both routers).
+// kernel would pick), with BFD from that address too: the router's next hop is that address,
+// not the node's InternalIP, and the client's traffic flows over that link (both routers).
 func TestBGPSourceAddress(t *testing.T) {
 	t.Cleanup(func() {
 		if err := cluster.Router.Configure(context.Background(), lab.BIRD, lab.RouterOptions{}); err != nil {
@@ -41,7 +41,7 @@ func TestBGPSourceAddress(t *testing.T) {
 
 func testSourceAddress(t *testing.T, kind lab.RouterKind, u *lab.Uplink, i int) {
 	ctx := t.Context()
-	if err := cluster.Router.Configure(ctx, kind, lab.RouterOptions{}); err != nil {
+	if err := cluster.Router.Configure(ctx, kind, lab.RouterOptions{BFD: true}); err != nil {
 		t.Fatal(err)
 	}
 	name := fmt.Sprintf("uplink-%s", kind)
@@ -54,6 +54,7 @@ func testSourceAddress(t *testing.T, kind lab.RouterKind, u *lab.Uplink, i int) 
 		&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.BGPPeerSpec{
 			MyASN: lab.NodeASN, PeerASN: lab.RouterASN, PeerAddress: u.Router.String(), SourceAddress: u.NodeAddrs[1].String(),
 			HoldTime: &metav1.Duration{Duration: 9 * time.Second}, ConnectTime: &metav1.Duration{Duration: time.Second},
+			BFD:           &v1alpha1.BFDSettings{Enabled: true, ReceiveInterval: 300, TransmitInterval: 300, DetectMultiplier: 3},
 			NodeSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"kubernetes.io/hostname": "node-1"}}}}},
 	}
 	for _, o := range objs {
@@ -81,6 +82,15 @@ func testSourceAddress(t *testing.T, kind lab.RouterKind, u *lab.Uplink, i int) 
 			err = fmt.Errorf("next hops %v", got)
 		}
 		return err
+	})
+	// BFD runs from the source address too: the router's BFD session is keyed by it.
+	eventually(t, 30*time.Second, "BFD Up on the uplink session", func(ctx context.Context) error {
+		for _, s := range speakerStatus(ctx, "node-1").Sessions {
+			if s.Peer == name && s.State == "Established" && s.BFD == "Up" {
+				return nil
+			}
+		}
+		return fmt.Errorf("sessions %+v", speakerStatus(ctx, "node-1").Sessions)
 	})
 	kubeProxiesServe(t, ips[0])
 	got, err := replies(ctx, cluster.ClientNetns, ips[0], 80, 10)

@@ -57,6 +57,11 @@ type RouterOptions struct {
 	BFD bool
 	// IBGP makes the nodes internal peers (AS RouterASN) instead of AS NodeASN.
 	IBGP bool
+	// GracefulBFD makes BIRD take a BFD session going down for a graceful restart of the
+	// neighbour (bfd graceful) rather than a failure: without it BIRD ends the graceful
+	// restart of a speaker whose BFD session goes down as it stops, and drops its routes.
+	// (It also keeps a powered-off node's routes, stale, for the restart time.)
+	GracefulBFD bool
 	// Static makes FRR list every node as a neighbour instead of accepting a listen range
 	// (dynamic neighbours). FRR 8.4.4's bgpd crashes (SIGSEGV in bgp_timer_set) when the
 	// graceful-restart timer of a dynamic neighbour runs out, so graceful restart is tested
@@ -86,7 +91,7 @@ template bgp nodes {
   password "{{.Password}}";
 {{- end}}
 {{- if .BFD}}
-  bfd on;
+  bfd {{if .GracefulBFD}}graceful{{else}}on{{end}};
 {{- end}}
   ipv4 { import all; export none; };
   ipv6 { import all; export none; };
@@ -198,7 +203,7 @@ func (r *Router) Configure(ctx context.Context, kind RouterKind, opts RouterOpti
 		return err
 	}
 	data := map[string]any{"RouterID": r.IPv4, "ASN": r.ASN, "NodeASN": NodeASN, "FabricV4": FabricV4, "FabricV6": FabricV6,
-		"Uplinks": UplinksV4, "Password": opts.Password, "BFD": opts.BFD, "IBGP": opts.IBGP, "Static": opts.Static, "Nodes": r.nodeAddrs()}
+		"Uplinks": UplinksV4, "Password": opts.Password, "BFD": opts.BFD, "IBGP": opts.IBGP, "Static": opts.Static, "GracefulBFD": opts.GracefulBFD, "Nodes": r.nodeAddrs()}
 	var err error
 	switch kind {
 	case BIRD:
