@@ -75,6 +75,7 @@ fuzz: ## Run each fuzz target for a while (FUZZTIME, default 30s).
 	$(GO) test -run XXX -fuzz FuzzNDPMessage -fuzztime $${FUZZTIME:-30s} ./speaker/internal/layer2/
 	$(GO) test -run XXX -fuzz FuzzParseKey -fuzztime $${FUZZTIME:-30s} ./speaker/internal/app/
 	$(GO) test -run XXX -fuzz FuzzParseCommunities -fuzztime $${FUZZTIME:-30s} ./speaker/internal/bgp/
+	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $${FUZZTIME:-30s} ./speaker/internal/bfd/
 
 .PHONY: bench
 bench: tools-test lab-deps build ## (root) Benchmarks: allocator and planner, 10,000 Services on a real control plane, L2 and BGP fail-over in the lab, VIPs into FRR.
@@ -87,6 +88,7 @@ bench: tools-test lab-deps build ## (root) Benchmarks: allocator and planner, 10
 	$(GO) run ./test/bench/l2safety -nodes 3 -rounds 10
 	$(GO) run ./test/bench/l2safety -nodes 5 -rounds 10 -partition-trials 0
 	$(GO) run ./test/bench/bgpfailover -router bird -trials 20 -scale 1000,10000
+	$(GO) run ./test/bench/bgpfailover -router frr -trials 20 -scale ""
 
 .PHONY: demo
 demo: tools-lab lab-deps build ## (root) In the lab: a Service gets an EXTERNAL-IP and the client reaches its pods through it.
