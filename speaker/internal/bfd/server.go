@@ -29,9 +29,10 @@ type Change struct {
 	TimedOut bool
 }
 
-// Stats count the packets the server read: accepted, malformed (dropped by the checks of RFC
-// 5880 6.8.6), and for no session (an unknown sender, or a Your Discriminator that is not
-// the session's).
+// Stats count the packets the server read: accepted (handed to their session, or dropped
+// when it already has packets waiting), malformed (dropped by the checks of RFC 5880 6.8.6,
+// or with a TTL other than 255: sent from off the link, RFC 5881 5), and for no session (an
+// unknown sender, or a Your Discriminator that is not the session's).
 type Stats struct {
 	Received, Malformed, Unknown atomic.Uint64
 }
@@ -53,15 +54,19 @@ func Listen(local netip.AddrPort, peerPort uint16) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("BFD: %w", err)
 	}
+	if err := receiveTTL(c); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("BFD: asking for the TTL of received packets: %w", err)
+	}
 	s := &Server{conn: c, peerPort: peerPort, sessions: map[netip.Addr]*session{}}
 	go s.read()
 	return s, nil
 }
 
 func (s *Server) read() {
-	buf := make([]byte, 512)
+	buf, oob := make([]byte, 512), make([]byte, 128)
 	for {
-		n, from, err := s.conn.ReadFromUDPAddrPort(buf)
+		n, oobn, _, from, err := s.conn.ReadMsgUDPAddrPort(buf, oob)
 		if errors.Is(err, net.ErrClosed) {
 			return
 		}
@@ -69,7 +74,7 @@ func (s *Server) read() {
 			continue
 		}
 		p, ok := parse(buf[:n])
-		if !ok {
+		if !ok || ttl(oob[:oobn]) != 255 {
 			s.Stats.Malformed.Add(1)
 			continue
 		}
@@ -105,13 +110,14 @@ func (s *Server) Add(peer netip.Addr, cfg Config, changed func(Change)) error {
 	s.mu.Unlock()
 	if old != nil {
 		old.stop()
+		<-old.done
 	}
 	go ss.run()
 	return nil
 }
 
-// Remove ends peer's session; it says AdminDown first, so the peer does not take it for a
-// failure (RFC 5880 6.8.16).
+// Remove ends peer's session and waits until it has: it says AdminDown first, so the peer
+// does not take it for a failure (RFC 5880 6.8.16), and it calls changed no more.
 func (s *Server) Remove(peer netip.Addr) {
 	s.mu.Lock()
 	ss := s.sessions[peer]
@@ -119,6 +125,7 @@ func (s *Server) Remove(peer netip.Addr) {
 	s.mu.Unlock()
 	if ss != nil {
 		ss.stop()
+		<-ss.done
 	}
 }
 
@@ -133,7 +140,8 @@ func (s *Server) State(peer netip.Addr) State {
 	return ss.current()
 }
 
-// Close ends every session (AdminDown) and the listener.
+// Close ends every session (AdminDown) and the listener, and waits until they have ended.
+// The sessions' changed callbacks must not wait for what calls Close.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	all := s.sessions

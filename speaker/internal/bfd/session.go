@@ -96,7 +96,8 @@ func (ss *session) send(final bool) {
 }
 
 // txInterval is the larger of our Desired Min TX and the peer's Required Min RX, less a
-// random 0-25% (RFC 5880 6.8.7).
+// random 0-25% (RFC 5880 6.8.7; the 10-25% rule for a multiplier of 1 does not arise: the
+// API's minimum is 2).
 func (ss *session) txInterval() time.Duration {
 	iv := max(ss.desiredTx(), ss.remoteMinRx, time.Millisecond)
 	return iv - time.Duration(rand.Int64N(int64(iv)/4+1))
@@ -114,6 +115,11 @@ func (ss *session) setState(st State, diag uint8) {
 	}
 	if st == Down {
 		ss.remoteDisc = 0
+	}
+	select {
+	case <-ss.quit:
+		return // removed: a late change (a timer that fired meanwhile) is nobody's business
+	default:
 	}
 	if ss.changed != nil {
 		ss.mu.Unlock()
@@ -183,6 +189,8 @@ func (ss *session) receive(p packet, tx, detect *time.Timer) {
 	case ss.state == Up && p.state == Down:
 		ss.setState(Down, diagNeighborDown)
 	}
+	// Both sends below go out between periodic packets, as the RFC allows for a Final
+	// (6.8.7) and as implementations do on a state change, which the peer wants to hear now.
 	if p.poll {
 		ss.send(true)
 	}

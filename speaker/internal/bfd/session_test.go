@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -20,6 +21,7 @@ type fakePeer struct {
 	alive    bool
 	state    State
 	disc     uint32
+	poll     bool
 	heard    []packet // what the server sent, in order
 	heardSrc netip.Addr
 }
@@ -29,6 +31,7 @@ func newFakePeer(t *testing.T) *fakePeer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	setTTL(t, c, 255) // a neighbour on the link
 	f := &fakePeer{t: t, conn: c, state: Down, disc: 100}
 	done := make(chan struct{})
 	t.Cleanup(func() { close(done); c.Close() })
@@ -54,7 +57,7 @@ func newFakePeer(t *testing.T) *fakePeer {
 			case <-time.After(30 * time.Millisecond):
 			}
 			f.mu.Lock()
-			p := packet{state: f.state, mult: 3, myDisc: f.disc, desiredTx: 100000, requiredRx: 100000}
+			p := packet{state: f.state, mult: 3, myDisc: f.disc, desiredTx: 100000, requiredRx: 100000, poll: f.poll}
 			if f.state != Down && f.state != AdminDown && len(f.heard) > 0 {
 				p.yourDisc = f.heard[len(f.heard)-1].myDisc
 			}
@@ -66,6 +69,17 @@ func newFakePeer(t *testing.T) *fakePeer {
 		}
 	}()
 	return f
+}
+
+func setTTL(t *testing.T, c *net.UDPConn, ttl int) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_TTL, ttl) }); err != nil || serr != nil {
+		t.Fatal(err, serr)
+	}
 }
 
 func (f *fakePeer) port() uint16 { return uint16(f.conn.LocalAddr().(*net.UDPAddr).Port) }
@@ -180,10 +194,49 @@ func TestSessionAdminDown(t *testing.T) {
 	})
 }
 
-// Malformed packets and packets for no session are counted and dropped.
+// The peer restarts its session while ours is Up (a new discriminator, Down): ours goes Down
+// because the peer said so (not a timeout) and comes Up again with the new one. An Init
+// while Up changes nothing; a Poll is answered with a Final.
+func TestSessionPeerRestarts(t *testing.T) {
+	s, f, changes := setup(t)
+	peer := netip.MustParseAddr("127.0.0.2")
+	f.set(true, Down, 100)
+	next(t, changes, Change{Old: Down, New: Init})
+	f.set(true, Up, 100)
+	next(t, changes, Change{Old: Init, New: Up})
+	f.set(true, Down, 300)
+	next(t, changes, Change{Old: Up, New: Down})
+	next(t, changes, Change{Old: Down, New: Init})
+	f.set(true, Up, 300)
+	next(t, changes, Change{Old: Init, New: Up})
+	f.mu.Lock()
+	f.state, f.poll = Init, true
+	f.mu.Unlock()
+	until(t, "a Final for the Init with Poll", func() bool { p, _, ok := f.last(); return ok && p.final && p.yourDisc == 300 })
+	if st := s.State(peer); st != Up {
+		t.Errorf("an Init while Up: State %s", st)
+	}
+	select {
+	case c := <-changes:
+		t.Errorf("an Init while Up changed the session: %+v", c)
+	default:
+	}
+}
+
+// Malformed packets, packets from off the link (TTL below 255) and packets for no session
+// are counted and dropped.
 func TestServerDrops(t *testing.T) {
 	s, f, _ := setup(t)
 	to := s.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	far, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer far.Close()
+	setTTL(t, far, 254)
+	if _, err := far.WriteToUDPAddrPort((packet{state: Down, mult: 3, myDisc: 5}).marshal(), to); err != nil {
+		t.Fatal(err)
+	}
 	for _, b := range [][]byte{{1, 2, 3}, (packet{state: Up, mult: 3, myDisc: 5}).marshal()} {
 		if _, err := f.conn.WriteToUDPAddrPort(b, to); err != nil {
 			t.Fatal(err)
@@ -192,7 +245,7 @@ func TestServerDrops(t *testing.T) {
 	if _, err := f.conn.WriteToUDPAddrPort((packet{state: Up, mult: 3, myDisc: 5, yourDisc: 12345}).marshal(), to); err != nil {
 		t.Fatal(err)
 	}
-	until(t, "two malformed and one unknown", func() bool { return s.Stats.Malformed.Load() == 2 && s.Stats.Unknown.Load() == 1 })
+	until(t, "three malformed and one unknown", func() bool { return s.Stats.Malformed.Load() == 3 && s.Stats.Unknown.Load() == 1 })
 	if s.Stats.Received.Load() != 0 {
 		t.Errorf("received %d", s.Stats.Received.Load())
 	}
