@@ -29,6 +29,10 @@ const secretTTL = 30 * time.Second
 // secretRetry is how soon a Secret that could not be read is read again.
 const secretRetry = 5 * time.Second
 
+// secretReadTimeout bounds one read of a Secret, so an unreachable API server does not stall
+// the plan loop.
+const secretReadTimeout = 2 * time.Second
+
 // bgpSide runs the node's BGP speaker: created with the first session, its sessions and
 // routes follow the plan.
 type bgpSide struct {
@@ -39,8 +43,9 @@ type bgpSide struct {
 	sp      *bgp.Speaker
 	cache   map[string]cachedSecret
 	recheck atomic.Bool
-	// established are the sessions established at the last sync.
-	established map[string]bool
+	// establishedWith is, per BGPPeer, the password its session was last seen Established
+	// with: a Secret deleted later keeps that session (also across a flap), not another.
+	establishedWith map[string]string
 	// badPeers counts BGPPeers skipped (bad address, unreadable password).
 	badPeers func(name string, err error)
 }
@@ -119,10 +124,7 @@ func (b *bgpSide) sync(ctx context.Context, w planner.Objects, in planner.Input,
 	}
 	res := bgpResult{sessions: b.sp.State(ctx), updates: b.sp.Updates.Load(), problems: problems}
 	res.bfdPackets[0], res.bfdPackets[1], res.bfdPackets[2] = b.sp.BFDStats()
-	b.established = map[string]bool{}
-	for _, st := range res.sessions {
-		b.established[st.Name] = st.Established
-	}
+	b.noteEstablished(sessions, res.sessions)
 	res.announced = announcedOverBGP(routes, res.sessions, in.Services)
 	if settling(want, res.sessions) && b.recheck.CompareAndSwap(false, true) {
 		// The counts in SpeakerStatus lag while updates go out: look again shortly.
@@ -198,10 +200,12 @@ func (b *bgpSide) sessions(ctx context.Context, w planner.Objects, in planner.In
 	var out []bgp.Session
 	problems := map[string]peerProblem{}
 	routerID := netip.Addr{}
-	for _, name := range planner.PeersFor(in, b.node) {
+	selected := planner.PeersFor(in, b.node)
+	for _, name := range selected {
 		p := byName[name]
 		pw := b.password(ctx, p.Spec.PasswordSecret)
-		if pw.problem != nil && !pw.use(b.established[name]) {
+		with, was := b.establishedWith[name]
+		if pw.problem != nil && !pw.use(was && with == pw.value) {
 			problems[name] = peerProblem{address: p.Spec.PeerAddress, reason: pw.reason, message: pw.problem.Error()}
 			b.badPeers(name, pw.problem)
 			continue
@@ -228,7 +232,29 @@ func (b *bgpSide) sessions(ctx context.Context, w planner.Objects, in planner.In
 	if !routerID.IsValid() {
 		routerID = derivedRouterID(b.node)
 	}
+	for name := range b.establishedWith {
+		if !slices.Contains(selected, name) {
+			delete(b.establishedWith, name) // the peer is gone for this node
+		}
+	}
 	return out, routerID, problems
+}
+
+// noteEstablished remembers the password of every session Established now.
+func (b *bgpSide) noteEstablished(sessions []bgp.Session, states []bgp.SessionState) {
+	if b.establishedWith == nil {
+		b.establishedWith = map[string]string{}
+	}
+	for _, st := range states {
+		if !st.Established {
+			continue
+		}
+		for _, ss := range sessions {
+			if ss.Name == st.Name {
+				b.establishedWith[st.Name] = ss.Password
+			}
+		}
+	}
 }
 
 // derivedRouterID is a stable router ID for a node without an IPv4 address.
@@ -333,6 +359,8 @@ func (b *bgpSide) password(ctx context.Context, ref *v1alpha1.SecretKeyReference
 func (b *bgpSide) readSecret(ctx context.Context, ref *v1alpha1.SecretKeyReference, key string, last cachedSecret) cachedSecret {
 	c := cachedSecret{value: last.value, ok: last.ok, read: time.Now()}
 	var sec corev1.Secret
+	ctx, cancel := context.WithTimeout(ctx, secretReadTimeout)
+	defer cancel()
 	err := b.secrets.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, &sec)
 	switch {
 	case apierrors.IsNotFound(err):

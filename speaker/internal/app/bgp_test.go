@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -156,5 +157,48 @@ func TestSessionStatusesWithProblems(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("statuses %+v, want %+v", got, want)
+	}
+}
+
+// A deleted Secret keeps the session of a peer seen Established with its password, also
+// when the session is not Established right now (a flap), but not a peer never Established
+// with it; a peer no longer selected is forgotten.
+func TestSessionsKeepEstablishedPasswords(t *testing.T) {
+	ref := &v1alpha1.SecretKeyReference{Namespace: "ns", Name: "md5"}
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "md5"}, Data: map[string][]byte{"password": []byte("s3cret")}}
+	c := fake.NewClientBuilder().WithObjects(sec).Build()
+	peer := func(name string) v1alpha1.BGPPeer {
+		return v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.BGPPeerSpec{
+			MyASN: 64513, PeerASN: 64512, PeerAddress: "192.0.2.1", PasswordSecret: ref}}
+	}
+	w := planner.Objects{Peers: []v1alpha1.BGPPeer{peer("kept"), peer("new")}}
+	in := planner.Input{Nodes: map[string]planner.Node{"n": {Name: "n"}},
+		Peers: []planner.Peer{{Name: "kept", NodeSelectors: []labels.Selector{labels.Everything()}}, {Name: "new", NodeSelectors: []labels.Selector{labels.Everything()}}}}
+	b := &bgpSide{node: "n", secrets: c, badPeers: func(string, error) {}}
+	self := &corev1.Node{}
+	sessions, _, problems := b.sessions(t.Context(), w, in, self)
+	if len(sessions) != 2 || len(problems) != 0 {
+		t.Fatalf("with the Secret: sessions %+v problems %+v", sessions, problems)
+	}
+	b.noteEstablished(sessions, []bgp.SessionState{{Name: "kept", Established: true}, {Name: "new"}})
+	if err := c.Delete(t.Context(), sec); err != nil {
+		t.Fatal(err)
+	}
+	for id, e := range b.cache {
+		e.read = e.read.Add(-secretTTL)
+		b.cache[id] = e
+	}
+	b.noteEstablished(sessions, nil) // a flap: nothing Established at this sync
+	sessions, _, problems = b.sessions(t.Context(), w, in, self)
+	if len(sessions) != 1 || sessions[0].Name != "kept" || sessions[0].Password != "s3cret" {
+		t.Errorf("after the Secret went: sessions %+v, want only kept, on the last password", sessions)
+	}
+	if problems["kept"].reason != v1alpha1.SessionReasonSecretNotFound || problems["new"].reason != v1alpha1.SessionReasonSecretNotFound {
+		t.Errorf("problems %+v", problems)
+	}
+	in.Peers = in.Peers[1:]
+	b.sessions(t.Context(), w, in, self)
+	if _, ok := b.establishedWith["kept"]; ok {
+		t.Errorf("a peer no longer selected is remembered: %v", b.establishedWith)
 	}
 }

@@ -30,6 +30,11 @@ const (
 	// before sending its routes: it imports nothing, so there is nothing to wait for beyond
 	// the peers that come up together.
 	restartDeferral = 1
+	// restartWindow is how long after its start a server's new sessions say it restarted:
+	// long enough for peers whose password Secret could not be read at once.
+	restartWindow = 2 * time.Minute
+	// resetTimeout bounds resetting a BGP session after BFD saw a failure.
+	resetTimeout = 5 * time.Second
 )
 
 // Speaker is one embedded GoBGP server: its sessions and the routes it announces.
@@ -47,10 +52,11 @@ type Speaker struct {
 	// bfd runs the sessions' BFD, opened with the first session that wants it. GoBGP's own
 	// BFD stays off (see package bfd for why).
 	bfd *bfd.Server
-	// restarting holds until the first Apply: the sessions it opens tell graceful-restart
-	// peers that this speaker restarted with its forwarding intact, so they keep the routes
-	// of the speaker that ran before until this one has sent its own (End-of-RIB).
-	restarting bool
+	// started is when the server started: sessions opened within restartWindow of it tell
+	// graceful-restart peers that this speaker restarted with its forwarding intact, so they
+	// keep the routes of the speaker that ran before until this one has sent its own
+	// (End-of-RIB). A peer with nothing kept from before just takes the routes.
+	started time.Time
 	// Updates counts paths announced or withdrawn.
 	Updates atomic.Uint64
 }
@@ -71,7 +77,7 @@ func New(log logr.Logger, routerID netip.Addr, asn uint32, changed func()) (*Spe
 		srv.Stop()
 		return nil, fmt.Errorf("starting BGP: %w", err)
 	}
-	s := &Speaker{log: log, srv: srv, RouterID: routerID, ASN: asn, sessions: map[string]Session{}, routes: map[netip.Prefix]Route{}, stop: cancel, changed: changed, restarting: true}
+	s := &Speaker{log: log, srv: srv, RouterID: routerID, ASN: asn, sessions: map[string]Session{}, routes: map[netip.Prefix]Route{}, stop: cancel, changed: changed, started: time.Now()}
 	if err := srv.AddPolicyAssignment(ctx, &api.AddPolicyAssignmentRequest{Assignment: exportAssignment()}); err != nil {
 		s.Close(context.Background(), false)
 		return nil, fmt.Errorf("setting the export default: %w", err)
@@ -115,7 +121,6 @@ func (s *Speaker) Apply(ctx context.Context, sessions []Session, routes []Route)
 			errs = append(errs, fmt.Errorf("peer %s: %w", ss.Name, err))
 		}
 	}
-	s.restarting = false
 	return errors.Join(errs...)
 }
 
@@ -125,7 +130,17 @@ func (s *Speaker) applySessions(ctx context.Context, want map[string]Session) ([
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(s.sessions)) {
 		old := s.sessions[name]
-		if w, ok := want[name]; ok && sameSession(old, w) {
+		w, ok := want[name]
+		if ok && sameSession(old, w) {
+			continue
+		}
+		if ok && onlyBFDChanged(old, w) {
+			// New BFD timers (or BFD on or off) need no new BGP session.
+			if err := s.setBFD(old, w); err != nil {
+				errs = append(errs, fmt.Errorf("peer %s: %w", name, err))
+				continue
+			}
+			s.sessions[name] = w
 			continue
 		}
 		if err := s.removeSession(ctx, old); err != nil {
@@ -184,21 +199,38 @@ func (s *Speaker) addFilter(ctx context.Context, ss Session) error {
 	return nil
 }
 
-// openSession adds the neighbour of a session whose filter is in place; on failure the
-// session is taken out again.
+// openSession starts the BFD session (when on) and adds the neighbour of a session whose
+// filter is in place; on failure the session is taken out again, before any BGP connection
+// was tried.
 func (s *Speaker) openSession(ctx context.Context, ss Session) error {
-	if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peerConfig(ss, s.restarting)}); err != nil {
-		delete(s.sessions, ss.Name)
-		return errors.Join(err, s.dropFilter(ctx, setName(ss.Name)))
-	}
 	if ss.BFD != nil {
 		if err := s.startBFD(ss); err != nil {
-			return errors.Join(err, s.removeSession(ctx, ss))
+			delete(s.sessions, ss.Name)
+			return errors.Join(err, s.dropFilter(ctx, setName(ss.Name)))
 		}
 	}
+	restarting := time.Since(s.started) < restartWindow
+	if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peerConfig(ss, restarting)}); err != nil {
+		delete(s.sessions, ss.Name)
+		if ss.BFD != nil {
+			s.bfd.Remove(ss.Address)
+		}
+		return errors.Join(err, s.dropFilter(ctx, setName(ss.Name)))
+	}
 	s.log.Info("Added BGP peer", "peer", ss.Name, "address", ss.Address.String(), "bfd", ss.BFD != nil, "md5", ss.Password != "",
-		"restarting", s.restarting && ss.GracefulRestart > 0)
+		"restarting", restarting && ss.GracefulRestart > 0)
 	return nil
+}
+
+// setBFD changes a session's BFD from old's to want's.
+func (s *Speaker) setBFD(old, want Session) error {
+	if old.BFD != nil && s.bfd != nil {
+		s.bfd.Remove(old.Address)
+	}
+	if want.BFD == nil {
+		return nil
+	}
+	return s.startBFD(want)
 }
 
 // startBFD runs BFD with the session's peer, from the session's source address. Only a BFD
@@ -219,7 +251,9 @@ func (s *Speaker) startBFD(ss Session) error {
 		s.log.Info("BFD session changed", "peer", ss.Name, "address", addr, "from", c.Old.String(), "to", c.New.String(), "timedOut", c.TimedOut)
 		if c.Old == bfd.Up && c.TimedOut {
 			go func() {
-				err := s.srv.ResetPeer(context.Background(), &api.ResetPeerRequest{Address: addr, Communication: "BFD detected a failure"})
+				ctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
+				defer cancel()
+				err := s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: addr, Communication: "BFD detected a failure"})
 				if err != nil {
 					s.log.Error(err, "Resetting the BGP session after BFD went down failed", "peer", ss.Name)
 				}
@@ -371,6 +405,7 @@ func (s *Speaker) Close(ctx context.Context, notify bool) {
 	}
 	s.stop()
 	s.srv.Stop()
+	// Waits for the BFD sessions to end; their callbacks never take s.mu.
 	s.mu.Lock()
 	if s.bfd != nil {
 		_ = s.bfd.Close()

@@ -244,3 +244,22 @@ func TestDiffRoutes(t *testing.T) {
 		t.Fatalf("peer move: %+v", d)
 	}
 }
+
+func TestOnlyBFDChanged(t *testing.T) {
+	a := Session{Name: "r", Address: netip.MustParseAddr("192.0.2.1"), MyASN: 1, PeerASN: 2, BFD: &BFD{Receive: time.Second, Multiplier: 3}}
+	b := a
+	b.BFD = &BFD{Receive: 300 * time.Millisecond, Multiplier: 3}
+	c := a
+	c.BFD = nil
+	d := b
+	d.Password = "x"
+	for _, tc := range []struct {
+		name string
+		x, y Session
+		want bool
+	}{{"timers", a, b, true}, {"off", a, c, true}, {"and a password", a, d, false}} {
+		if got := onlyBFDChanged(tc.x, tc.y); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

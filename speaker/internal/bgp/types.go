@@ -63,6 +63,12 @@ func sameSession(a, b Session) bool {
 		(a.BFD == nil) == (b.BFD == nil) && (a.BFD == nil || *a.BFD == *b.BFD) && a.GracefulRestart == b.GracefulRestart
 }
 
+// onlyBFDChanged reports whether two sessions differ in their BFD settings alone.
+func onlyBFDChanged(a, b Session) bool {
+	a.BFD = b.BFD
+	return sameSession(a, b)
+}
+
 // Communities split into standard (32-bit) and large (three 32-bit numbers) ones.
 type Communities struct {
 	Standard []uint32
