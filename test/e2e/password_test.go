@@ -56,7 +56,10 @@ func testPasswords(t *testing.T, kind lab.RouterKind) {
 	}()
 
 	point(wrong.Name)
-	sessionsAre(t, 30*time.Second, func(s v1alpha1.BGPSessionStatus) bool { return s.State != "Established" })
+	// Configured (a state, no problem) and not Established.
+	sessionsAre(t, 30*time.Second, func(s v1alpha1.BGPSessionStatus) bool {
+		return s.State != "" && s.State != "Established" && s.Reason == ""
+	})
 	// Eight connection attempts each (connectTime 1s): none gets through.
 	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
 		for _, n := range cluster.Nodes {

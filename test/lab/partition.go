@@ -149,6 +149,9 @@ type Uplink struct {
 // third addresses, the router the second. The router accepts BGP sessions from there like
 // from the fabric.
 func (l *Lab) AddUplink(ctx context.Context, n *Node) (*Uplink, error) {
+	if n.Index >= 32 {
+		return nil, fmt.Errorf("%s: uplinks hold nodes 1 to 31", n.Name)
+	}
 	base := UplinksV4.Addr().As4()
 	base[3] = byte(8 * n.Index)
 	first := netip.AddrFrom4(base)

@@ -181,9 +181,10 @@ func (r *Router) ReceivedPrefixes(ctx context.Context, v4 bool) (map[string]int,
 }
 
 // SessionEpochs names, per BGP session of the router, a value that changes whenever the
-// session goes down or comes up: FRR's counts of connections established and dropped, or
-// BIRD's protocol state and the time it entered it. Two equal readings mean no session was
-// reset in between.
+// session goes down or comes up: FRR's state and the time the session was established (a
+// dynamic neighbour is re-created after a drop, its counters starting again), or BIRD's
+// protocol state and the time it entered it. Two equal readings mean no session was reset in
+// between.
 func (r *Router) SessionEpochs(ctx context.Context) (map[string]string, error) {
 	out := map[string]string{}
 	if r.Kind() == FRR {
@@ -192,15 +193,14 @@ func (r *Router) SessionEpochs(ctx context.Context) (map[string]string, error) {
 			return nil, err
 		}
 		var v map[string]struct {
-			State       string `json:"bgpState"`
-			Established int    `json:"connectionsEstablished"`
-			Dropped     int    `json:"connectionsDropped"`
+			State string `json:"bgpState"`
+			Epoch int64  `json:"bgpTimerUpEstablishedEpoch"`
 		}
 		if err := json.Unmarshal([]byte(text), &v); err != nil {
 			return nil, fmt.Errorf("reading FRR neighbours %q: %w", text, err)
 		}
 		for addr, n := range v {
-			out[addr] = fmt.Sprintf("%s %d/%d", n.State, n.Established, n.Dropped)
+			out[addr] = fmt.Sprintf("%s since %d", n.State, n.Epoch)
 		}
 		return out, nil
 	}
