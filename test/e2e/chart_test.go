@@ -532,7 +532,8 @@ func capEff(t *testing.T, p *lab.Process) uint64 {
 }
 
 // bgpWithPassword: a BGPPeer whose MD5 password is in the Secret namespace the chart allows
-// establishes from every node, with BFD; one pointing at a Secret elsewhere gets no session.
+// establishes from every node, with BFD; one pointing at a Secret elsewhere gets no session,
+// and every speaker says it cannot read that Secret.
 func (h *chartRun) bgpWithPassword() {
 	t, l := h.t, h.l
 	ctx := t.Context()
@@ -557,13 +558,13 @@ func (h *chartRun) bgpWithPassword() {
 			}
 			states := map[string]string{}
 			for _, s := range st.Status.Sessions {
-				states[s.Peer] = s.State + "/BFD " + s.BFD
+				states[s.Peer] = s.State + "/BFD " + s.BFD + "/" + s.Reason
 			}
-			if states["tor"] != "Established/BFD Up" || states["forbidden"] != "" {
+			if states["tor"] != "Established/BFD Up/" || states["forbidden"] != "/BFD /"+v1alpha1.SessionReasonSecretNotFound {
 				return fmt.Errorf("%s: sessions %v", n.Name, states)
 			}
 		}
-		t.Logf("every node: session to the router Established, BFD Up, no session for the forbidden peer")
+		t.Logf("every node: session to the router Established, BFD Up; no session for the forbidden peer, whose Secret it cannot read")
 		return nil
 	})
 }
