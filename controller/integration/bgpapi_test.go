@@ -39,7 +39,6 @@ func TestBGPKindsValidation(t *testing.T) {
 		{"full peer", peer("p-full", func(s *v1alpha1.BGPPeerSpec) {
 			s.PeerAddress, s.SourceAddress, s.RouterID = "2001:db8::1", "2001:db8::11", "192.0.2.11"
 			s.HoldTime, s.KeepaliveTime, s.ConnectTime = dur(9*time.Second), dur(3*time.Second), dur(time.Second)
-			s.EBGPMultiHop = true
 			s.PasswordSecret = &v1alpha1.SecretKeyReference{Name: "bgp", Namespace: "vipcast-system"}
 			s.BFD = &v1alpha1.BFDSettings{Enabled: true}
 			s.GracefulRestart = &v1alpha1.GracefulRestartSettings{Enabled: true, RestartTime: dur(120 * time.Second)}
@@ -57,6 +56,9 @@ func TestBGPKindsValidation(t *testing.T) {
 		{"port out of range", peer("p-port", func(s *v1alpha1.BGPPeerSpec) { s.PeerPort = 70000 }), "spec.peerPort"},
 		{"multihop on iBGP", peer("p-ibgp-hop", func(s *v1alpha1.BGPPeerSpec) { s.PeerASN, s.EBGPMultiHop = s.MyASN, true }), "ebgpMultiHop is for eBGP only"},
 		{"multihop on eBGP", peer("p-ebgp-hop", func(s *v1alpha1.BGPPeerSpec) { s.EBGPMultiHop = true }), ""},
+		{"BFD on a multihop peer", peer("p-hop-bfd", func(s *v1alpha1.BGPPeerSpec) {
+			s.EBGPMultiHop, s.BFD = true, &v1alpha1.BFDSettings{Enabled: true}
+		}), "BFD is single-hop"},
 		{"source of another family", peer("p-src", func(s *v1alpha1.BGPPeerSpec) { s.SourceAddress = "2001:db8::11" }), "same family"},
 		{"node selector In without values", peer("p-sel-in", func(s *v1alpha1.BGPPeerSpec) {
 			s.NodeSelectors = []metav1.LabelSelector{{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "rack", Operator: metav1.LabelSelectorOpIn}}}}
