@@ -82,9 +82,26 @@ func reach(t *testing.T, addr netip.Addr) lab.Reply {
 	var r lab.Reply
 	eventually(t, 30*time.Second, fmt.Sprintf("the client reaches %s", addr), func(ctx context.Context) (err error) {
 		r, err = getFrom(ctx, cluster.ClientNetns, addr, 80, time.Second)
+		if err != nil {
+			err = fmt.Errorf("%w (%s)", err, whereIs(ctx, addr))
+		}
 		return err
 	})
 	return r
+}
+
+// whereIs says who announces addr, where the router sends it and which kube-proxies serve
+// it, for a failure message.
+func whereIs(ctx context.Context, addr netip.Addr) string {
+	ann, err := cluster.Announcers(ctx, addr)
+	neigh, _ := cluster.Router.Exec(ctx, "ip", "neigh", "show", addr.String())
+	var serving []string
+	for _, n := range cluster.Nodes {
+		if ok, _ := n.KubeProxyServes(ctx, addr, 80); ok {
+			serving = append(serving, n.Name)
+		}
+	}
+	return fmt.Sprintf("announced by %v (%v); router: %q; kube-proxy serves it on %v", ann, err, strings.TrimSpace(neigh), serving)
 }
 
 func TestL2OneNodeAnswers(t *testing.T) {

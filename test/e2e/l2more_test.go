@@ -191,4 +191,14 @@ func testOutage(t *testing.T, kind lab.RouterKind) {
 		_, err := getFrom(ctx, cluster.ClientNetns, later, 80, time.Second)
 		return err
 	})
+	// Every node's kube-proxy too (its informers back off during the outage, and the next
+	// test's address may land on any node): the lab has recovered, not only the owner.
+	eventually(t, 120*time.Second, "every kube-proxy serves the new Service", func(ctx context.Context) error {
+		for _, n := range cluster.Nodes {
+			if ok, err := n.KubeProxyServes(ctx, later, 80); err != nil || !ok {
+				return fmt.Errorf("%s: not yet (%w)", n.Name, err)
+			}
+		}
+		return nil
+	})
 }
