@@ -367,8 +367,6 @@ func (b *bgpSide) readSecret(ctx context.Context, ref *v1alpha1.SecretKeyReferen
 		c.err, c.missing = fmt.Errorf("password Secret %s/%s not found", ref.Namespace, ref.Name), true
 	case err != nil:
 		c.err = fmt.Errorf("reading password Secret %s/%s: %w", ref.Namespace, ref.Name, err)
-		// Try again soon rather than after a whole TTL.
-		c.read = c.read.Add(-secretTTL + secretRetry)
 	default:
 		v, ok := sec.Data[key]
 		if !ok || len(v) == 0 {
@@ -376,6 +374,11 @@ func (b *bgpSide) readSecret(ctx context.Context, ref *v1alpha1.SecretKeyReferen
 		} else {
 			c.value, c.ok = strings.TrimRight(string(v), "\n"), true
 		}
+	}
+	if c.err != nil {
+		// Try again soon rather than after a whole TTL: a Secret created (again) after its
+		// BGPPeer is used within secretRetry.
+		c.read = c.read.Add(-secretTTL + secretRetry)
 	}
 	return c
 }

@@ -132,6 +132,15 @@ func TestPasswordSurvivesOutages(t *testing.T) {
 	check("within the TTL nothing is read", want{value: "s3cret", idle: true, running: true})
 	expire()
 	check("Secret deleted", want{value: "s3cret", reason: v1alpha1.SessionReasonSecretNotFound, running: true})
+	sec = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "md5"}, Data: map[string][]byte{"password": []byte("n3w")}}
+	if err := c.Create(t.Context(), sec); err != nil {
+		t.Fatal(err)
+	}
+	for id, e := range b.cache {
+		e.read = e.read.Add(-secretRetry)
+		b.cache[id] = e
+	}
+	check("Secret created again, read after the retry, not the TTL", want{value: "n3w", idle: true, running: true})
 
 	fresh := &bgpSide{secrets: c}
 	down = true
