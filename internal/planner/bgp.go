@@ -66,42 +66,62 @@ func PeersFor(in Input, node string) []string {
 // pool) announces nothing of that pool's family from that pool. Liveness is not asked: a node
 // whose speaker runs is alive, and a dead one's routes go with its sessions.
 func BGPFor(in Input, node string) []Route {
-	n := in.Nodes[node]
-	peersHere := map[string]bool{}
-	for _, p := range PeersFor(in, node) {
-		peersHere[p] = true
-	}
+	peersHere := peerSet(in, node)
 	byPrefix := map[netip.Prefix]*routeAcc{}
 	fits := aggFits{}
 	for i := range in.Services {
 		s := &in.Services[i]
-		if _, ok := mayAnnounce(in, node, s); !ok {
-			continue
-		}
-		for _, ip := range s.IPs {
-			for j := range in.BGP {
-				ad := &in.BGP[j]
-				if !fits.takes(in, j, ip) || !anyMatches(ad.ServiceSelectors, s.Labels) || !anyMatches(ad.NodeSelectors, n.Labels) {
-					continue
-				}
-				peers := adPeers(ad, peersHere)
-				if len(peers) == 0 {
-					continue
-				}
-				prefix := aggregate(ip.Addr, ad)
-				acc := byPrefix[prefix]
-				if acc == nil {
-					acc = &routeAcc{peers: map[string]bool{}, communities: map[string]bool{}, services: map[string]bool{}, addrs: map[netip.Addr]bool{}}
-					byPrefix[prefix] = acc
-				}
-				acc.add(s.Key, peers, ad)
-				acc.addrs[ip.Addr] = true
+		for _, c := range contributions(in, node, peersHere, fits, s) {
+			acc := byPrefix[c.prefix]
+			if acc == nil {
+				acc = newRouteAcc()
+				byPrefix[c.prefix] = acc
 			}
+			acc.add(s.Key, c)
 		}
 	}
 	out := make([]Route, 0, len(byPrefix))
 	for _, prefix := range slices.SortedFunc(maps.Keys(byPrefix), comparePrefix) {
 		out = append(out, byPrefix[prefix].route(prefix))
+	}
+	return out
+}
+
+// peerSet is PeersFor as a set.
+func peerSet(in Input, node string) map[string]bool {
+	out := map[string]bool{}
+	for _, p := range PeersFor(in, node) {
+		out[p] = true
+	}
+	return out
+}
+
+// contribution is what one address of a Service adds to a route under one advertisement.
+type contribution struct {
+	prefix netip.Prefix
+	addr   netip.Addr
+	peers  []string
+	ad     *BGPAdvertisement
+}
+
+// contributions lists what Service s adds to node's routes: for each of its addresses, each
+// advertisement that takes it and the node, toward the peers it names that peer here.
+func contributions(in Input, node string, peersHere map[string]bool, fits aggFits, s *Service) []contribution {
+	if _, ok := mayAnnounce(in, node, s); !ok {
+		return nil
+	}
+	n := in.Nodes[node]
+	var out []contribution
+	for _, ip := range s.IPs {
+		for j := range in.BGP {
+			ad := &in.BGP[j]
+			if !fits.takes(in, j, ip) || !anyMatches(ad.ServiceSelectors, s.Labels) || !anyMatches(ad.NodeSelectors, n.Labels) {
+				continue
+			}
+			if peers := adPeers(ad, peersHere); len(peers) > 0 {
+				out = append(out, contribution{prefix: aggregate(ip.Addr, ad), addr: ip.Addr, peers: peers, ad: ad})
+			}
+		}
 	}
 	return out
 }
@@ -145,9 +165,15 @@ type routeAcc struct {
 	localPref                    *uint32
 }
 
-func (r *routeAcc) add(svc string, peers []string, ad *BGPAdvertisement) {
+func newRouteAcc() *routeAcc {
+	return &routeAcc{peers: map[string]bool{}, communities: map[string]bool{}, services: map[string]bool{}, addrs: map[netip.Addr]bool{}}
+}
+
+func (r *routeAcc) add(svc string, c contribution) {
+	ad := c.ad
 	r.services[svc] = true
-	for _, p := range peers {
+	r.addrs[c.addr] = true
+	for _, p := range c.peers {
 		r.peers[p] = true
 	}
 	for _, c := range ad.Communities {

@@ -140,6 +140,9 @@ func L2(in Input) []Decision {
 	for i := range in.Services {
 		s := &in.Services[i]
 		for _, ip := range s.IPs {
+			if held := byAddr[ip.Addr]; len(held) > 0 && held[len(held)-1] == s {
+				continue // listed twice by the same Service
+			}
 			byAddr[ip.Addr] = append(byAddr[ip.Addr], s)
 			pools[ip.Addr] = ip.Pools
 		}
