@@ -31,7 +31,9 @@ func main() {
 	flag.IntVar(&o.Timers.SuspicionMult, "memberlist-suspicion-mult", fast.SuspicionMult, "suspicion timeout in probe intervals (times log10 of the members)")
 	flag.IntVar(&o.Timers.SuspicionMaxTimeoutMult, "memberlist-suspicion-max-timeout-mult", fast.SuspicionMaxTimeoutMult, "upper bound of the suspicion timeout, in multiples of its minimum")
 	flag.DurationVar(&o.Timers.GossipInterval, "memberlist-gossip-interval", fast.GossipInterval, "how often state is gossiped")
-	flag.DurationVar(&o.Resync, "resync", 30*time.Second, "replan this often even when nothing changed")
+	flag.DurationVar(&o.Resync, "resync", 30*time.Second, "apply the plan again this often even when nothing changed (every tenth time, replan every Service)")
+	flag.DurationVar(&o.PlanInterval, "plan-interval", 100*time.Millisecond, "after a change of Services, endpoints, nodes or resources, plan at most this often (changes in between are planned together; membership changes are planned at once)")
+	flag.StringVar(&o.PprofAddr, "pprof-bind-address", "", "address of the pprof endpoints (/debug/pprof/); empty: off")
 	flag.DurationVar(&o.Leave, "leave-timeout", time.Second, "how long a graceful stop waits for its leave message to go out")
 	flag.Func("exclude-interfaces", "interfaces never answered on, even when an L2Advertisement lists them: comma-separated names or shell patterns (veth*)", func(v string) error {
 		for _, p := range strings.Split(v, ",") {

@@ -36,6 +36,20 @@ type Objects struct {
 
 // Input turns the objects into the planner's plain values.
 func (w Objects) Input() Input {
+	in, snap := w.Base()
+	bySvc := slicesByService(w.Slices)
+	for i := range w.Services {
+		s := &w.Services[i]
+		if ps, ok := ServiceOf(s, w.LBClass, bySvc[s.Namespace+"/"+s.Name], snap); ok {
+			in.Services = append(in.Services, ps)
+		}
+	}
+	return in
+}
+
+// Base is Input without the Services, and the pools' snapshot to place their addresses
+// with (ServiceOf).
+func (w Objects) Base() (Input, *poolset.Snapshot) {
 	in := Input{Members: w.Members, Links: w.Links, Nodes: map[string]Node{}, PoolLabels: map[string]map[string]string{},
 		PoolRanges: map[string][]iprange.Range{}}
 	for i := range w.Nodes {
@@ -45,29 +59,6 @@ func (w Objects) Input() Input {
 	for _, p := range w.Pools {
 		in.PoolLabels[p.Name] = p.Labels
 		in.PoolRanges[p.Name] = snap.Pool(p.Name).Declared
-	}
-	endpoints := endpointNodes(w.Slices)
-	for i := range w.Services {
-		s := &w.Services[i]
-		if !Handled(s, w.LBClass) {
-			continue
-		}
-		ps := Service{Key: s.Namespace + "/" + s.Name, Labels: s.Labels,
-			Local: s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}
-		if ps.Local {
-			ps.EndpointNodes = endpoints[ps.Key]
-			if s.Spec.PublishNotReadyAddresses {
-				ps.EndpointNodes = endpointNodesAny(w.Slices, s)
-			}
-		}
-		for _, in := range s.Status.LoadBalancer.Ingress {
-			if a, err := netip.ParseAddr(in.IP); err == nil {
-				ps.IPs = append(ps.IPs, IP{Addr: a, Pools: snap.DeclaringPools(a)})
-			}
-		}
-		if len(ps.IPs) > 0 {
-			in.Services = append(in.Services, ps)
-		}
 	}
 	bad := func(name string, err error) {
 		if w.BadAdvertisement != nil {
@@ -95,7 +86,45 @@ func (w Objects) Input() Input {
 			in.Peers = append(in.Peers, Peer{Name: p.Name, NodeSelectors: sels})
 		}
 	}
-	return in
+	return in, snap
+}
+
+// ServiceOf is what the planner needs of a Service, given its EndpointSlices and the pools'
+// snapshot; false when vipcast does not handle it or it holds no address.
+func ServiceOf(s *corev1.Service, class string, slices []*discoveryv1.EndpointSlice, snap *poolset.Snapshot) (Service, bool) {
+	if !Handled(s, class) {
+		return Service{}, false
+	}
+	ps := Service{Key: s.Namespace + "/" + s.Name, Labels: s.Labels,
+		Local: s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}
+	if ps.Local {
+		ps.EndpointNodes = endpointNodes(slices, s.Spec.PublishNotReadyAddresses)
+	}
+	for _, in := range s.Status.LoadBalancer.Ingress {
+		if a, err := netip.ParseAddr(in.IP); err == nil {
+			ps.IPs = append(ps.IPs, IP{Addr: a, Pools: snap.DeclaringPools(a)})
+		}
+	}
+	return ps, len(ps.IPs) > 0
+}
+
+// ServiceKey is the namespace/name of the Service an EndpointSlice belongs to ("" for none).
+func ServiceKey(sl *discoveryv1.EndpointSlice) string {
+	if name := sl.Labels[discoveryv1.LabelServiceName]; name != "" {
+		return sl.Namespace + "/" + name
+	}
+	return ""
+}
+
+// slicesByService groups EndpointSlices by their Service's namespace/name.
+func slicesByService(all []discoveryv1.EndpointSlice) map[string][]*discoveryv1.EndpointSlice {
+	out := map[string][]*discoveryv1.EndpointSlice{}
+	for i := range all {
+		if key := ServiceKey(&all[i]); key != "" {
+			out[key] = append(out[key], &all[i])
+		}
+	}
+	return out
 }
 
 // nodeOf is what the planner needs of a Node.
@@ -125,38 +154,16 @@ func Handled(s *corev1.Service, class string) bool {
 	return *s.Spec.LoadBalancerClass == class
 }
 
-// endpointNodes maps each Service (namespace/name) to the nodes with a ready endpoint.
-func endpointNodes(slices []discoveryv1.EndpointSlice) map[string]map[string]bool {
-	out := map[string]map[string]bool{}
-	for _, sl := range slices {
-		svc := sl.Labels[discoveryv1.LabelServiceName]
-		if svc == "" {
-			continue
-		}
-		key := sl.Namespace + "/" + svc
-		for _, e := range sl.Endpoints {
-			if e.NodeName == nil || (e.Conditions.Ready != nil && !*e.Conditions.Ready) {
-				continue
-			}
-			if out[key] == nil {
-				out[key] = map[string]bool{}
-			}
-			out[key][*e.NodeName] = true
-		}
-	}
-	return out
-}
-
-// endpointNodesAny is every node with an endpoint of s, ready or not.
-func endpointNodesAny(slices []discoveryv1.EndpointSlice, s *corev1.Service) map[string]bool {
+// endpointNodes are the nodes with a ready endpoint in the slices (with anyState, every node
+// with an endpoint: the Service publishes not-ready addresses).
+func endpointNodes(slices []*discoveryv1.EndpointSlice, anyState bool) map[string]bool {
 	out := map[string]bool{}
 	for _, sl := range slices {
-		if sl.Namespace == s.Namespace && sl.Labels[discoveryv1.LabelServiceName] == s.Name {
-			for _, e := range sl.Endpoints {
-				if e.NodeName != nil {
-					out[*e.NodeName] = true
-				}
+		for _, e := range sl.Endpoints {
+			if e.NodeName == nil || (!anyState && e.Conditions.Ready != nil && !*e.Conditions.Ready) {
+				continue
 			}
+			out[*e.NodeName] = true
 		}
 	}
 	return out

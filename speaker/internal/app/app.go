@@ -51,8 +51,13 @@ type Options struct {
 	// KeyFile holds the gossip key (base64, or 16/24/32 raw bytes).
 	KeyFile string
 	Timers  membership.Timers
-	// Resync replans this often even when nothing changed.
+	// Resync applies the plan again this often even when nothing changed; every tenth time
+	// it replans every Service.
 	Resync time.Duration
+	// PlanInterval is the least time between two plans made for informers' changes.
+	PlanInterval time.Duration
+	// PprofAddr serves the pprof endpoints ("": off).
+	PprofAddr string
 	// Leave is how long a graceful stop waits for the leave message to go out.
 	Leave time.Duration
 	// ExcludeInterfaces are interface names or shell patterns never answered on.
@@ -91,7 +96,8 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress: o.ProbeAddr,
-		Cache:                  cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		PprofBindAddress:       o.PprofAddr,
+		Cache:                  cache.Options{DefaultTransform: slim},
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
@@ -128,7 +134,8 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	sp := &speaker{
 		node: o.Node, lbClass: o.LBClass, port: o.Port, client: mgr.GetClient(), reader: mgr.GetAPIReader(), cluster: cluster, ann: ann, host: links,
 		recorder: recorder, log: log, resync: o.Resync, leave: o.Leave, joinTimeout: o.JoinTimeout, handover: o.Handover, restartHold: o.RestartHold, now: time.Now,
-		trigger: make(chan struct{}, 1), m: m, started: time.Now(), pending: map[netip.Addr]time.Time{},
+		trigger: make(chan struct{}, 1), informed: make(chan struct{}, 1), planInterval: o.PlanInterval, changes: &changes{},
+		linkEvents: true, m: m, started: time.Now(), pending: map[netip.Addr]time.Time{},
 		status: &statusWriter{node: o.Node, client: mgr.GetClient(), reader: mgr.GetAPIReader(), log: log},
 	}
 	conflicts = newConflictLog(sp.poke)
@@ -137,15 +144,17 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if err != nil {
 		return err
 	}
+	sp.linksStale.Store(true)
 	go func() {
 		for range watch {
+			sp.linksStale.Store(true)
 			sp.poke()
 		}
 	}()
 	bgp := &bgpSide{node: o.Node, log: log.WithName("bgp"), secrets: mgr.GetAPIReader(), changed: sp.poke,
 		badPeers: func(name string, err error) { log.Error(err, "Skipping a BGPPeer", "bgpPeer", name) }}
 	sp.bgp = bgp
-	if err := watchInputs(ctx, mgr, sp.poke); err != nil {
+	if err := watchInputs(ctx, mgr, o.LBClass, sp.changes, sp.pokeInformed); err != nil {
 		return err
 	}
 	if err := mgr.Add(sp); err != nil {
@@ -165,15 +174,38 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	return mgr.Start(ctx)
 }
 
-// watchInputs asks for a plan after every change of what the plan reads.
-func watchInputs(ctx context.Context, mgr ctrl.Manager, poke func()) error {
+// watchInputs asks for a plan after every change of what the plan reads, noting which
+// Services changed. Updates that change nothing the plan reads (a Node's heartbeat, a status
+// the controller writes, endpoints moving between pods of the same nodes) ask for none.
+func watchInputs(ctx context.Context, mgr ctrl.Manager, class string, ch *changes, poke func()) error {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &discoveryv1.EndpointSlice{}, sliceServiceIndex, sliceService); err != nil {
+		return err
+	}
 	for _, obj := range []client.Object{&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{}, &v1alpha1.IPAddressPool{}, &v1alpha1.L2Advertisement{}, &v1alpha1.BGPAdvertisement{}, &v1alpha1.BGPPeer{}} {
 		inf, err := mgr.GetCache().GetInformer(ctx, obj)
 		if err != nil {
 			return err
 		}
-		on := func(any) { poke() }
-		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: on, DeleteFunc: on, UpdateFunc: func(_, o any) { on(o) }}); err != nil {
+		on := func(o any) {
+			ch.service(changedService(o))
+			poke()
+		}
+		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc: func(o any) {
+				if !unhandledService(o, class) {
+					on(o)
+				}
+			},
+			DeleteFunc: func(o any) {
+				if !unhandledService(o, class) {
+					on(o)
+				}
+			},
+			UpdateFunc: func(old, o any) {
+				if (!unhandledService(old, class) || !unhandledService(o, class)) && planInputChanged(old, o) {
+					on(o)
+				}
+			}}); err != nil {
 			return err
 		}
 	}

@@ -79,7 +79,7 @@ type bgpResult struct {
 }
 
 // sync applies the plan's BGP part for this node.
-func (b *bgpSide) sync(ctx context.Context, w planner.Objects, in planner.Input, self *corev1.Node) bgpResult {
+func (b *bgpSide) sync(ctx context.Context, w planner.Objects, in planner.Input, p bgpPlan, self *corev1.Node) bgpResult {
 	sessions, routerID, problems := b.sessions(ctx, w, in, self)
 	if len(sessions) == 0 {
 		if b.sp != nil {
@@ -107,10 +107,11 @@ func (b *bgpSide) sync(ctx context.Context, w planner.Objects, in planner.Input,
 	for _, ss := range sessions {
 		v4[ss.Name] = ss.Address.Is4()
 	}
-	routes := planner.BGPFor(in, b.node)
+	routes := slices.Clone(p.routes)
 	for i := range routes {
 		r := &routes[i]
-		r.Peers = slices.DeleteFunc(r.Peers, func(p string) bool { is4, ok := v4[p]; return !ok || is4 != r.Prefix.Addr().Is4() })
+		// A copy: the plan keeps its routes.
+		r.Peers = slices.DeleteFunc(slices.Clone(r.Peers), func(p string) bool { is4, ok := v4[p]; return !ok || is4 != r.Prefix.Addr().Is4() })
 	}
 	routes = slices.DeleteFunc(routes, func(r planner.Route) bool { return len(r.Peers) == 0 })
 	// The next hop is each session's own local address (what its router reached us from),
@@ -125,7 +126,7 @@ func (b *bgpSide) sync(ctx context.Context, w planner.Objects, in planner.Input,
 	res := bgpResult{sessions: b.sp.State(ctx), updates: b.sp.Updates.Load(), problems: problems}
 	res.bfdPackets[0], res.bfdPackets[1], res.bfdPackets[2] = b.sp.BFDStats()
 	b.noteEstablished(sessions, res.sessions)
-	res.announced = announcedOverBGP(routes, res.sessions, in.Services)
+	res.announced = announcedOverBGP(routes, res.sessions, p.holders)
 	if settling(want, res.sessions) && b.recheck.CompareAndSwap(false, true) {
 		// The counts in SpeakerStatus lag while updates go out: look again shortly.
 		time.AfterFunc(500*time.Millisecond, func() { b.recheck.Store(false); b.changed() })
@@ -161,16 +162,10 @@ func settling(routes []bgp.Route, states []bgp.SessionState) bool {
 }
 
 // announcedOverBGP lists the addresses a route carries on at least one established session.
-func announcedOverBGP(routes []planner.Route, states []bgp.SessionState, svcs []planner.Service) map[netip.Addr]announcement {
+func announcedOverBGP(routes []planner.Route, states []bgp.SessionState, holders func(netip.Addr) []string) map[netip.Addr]announcement {
 	up := map[string]bool{}
 	for _, st := range states {
 		up[st.Name] = st.Established
-	}
-	holders := map[netip.Addr][]string{}
-	for _, s := range svcs {
-		for _, ip := range s.IPs {
-			holders[ip.Addr] = append(holders[ip.Addr], s.Key)
-		}
 	}
 	out := map[netip.Addr]announcement{}
 	for _, r := range routes {
@@ -179,7 +174,7 @@ func announcedOverBGP(routes []planner.Route, states []bgp.SessionState, svcs []
 			continue
 		}
 		for _, a := range r.Addrs {
-			an := announcement{mode: v1alpha1.ModeBGP, services: slices.Sorted(slices.Values(holders[a])), peers: peers}
+			an := announcement{mode: v1alpha1.ModeBGP, services: holders(a), peers: peers}
 			if r.Prefix.Bits() != a.BitLen() {
 				an.prefix = r.Prefix.String()
 			}

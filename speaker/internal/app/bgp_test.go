@@ -53,8 +53,8 @@ func TestAnnouncedOverBGP(t *testing.T) {
 		{Prefix: netip.MustParsePrefix("2001:db8::5/128"), Peers: []string{"down"}, Addrs: []netip.Addr{netip.MustParseAddr("2001:db8::5")}},
 	}
 	states := []bgp.SessionState{{Name: "up", Established: true}, {Name: "down"}}
-	svcs := []planner.Service{{Key: "ns/b", IPs: []planner.IP{{Addr: a5}}}, {Key: "ns/a", IPs: []planner.IP{{Addr: a5}, {Addr: a9}}}}
-	got := announcedOverBGP(routes, states, svcs)
+	holders := map[netip.Addr][]string{a5: {"ns/a", "ns/b"}, a9: {"ns/a"}}
+	got := announcedOverBGP(routes, states, func(a netip.Addr) []string { return holders[a] })
 	if len(got) != 2 {
 		t.Fatalf("announced %+v, want .5 and .9 only (the v6 route has no established session)", got)
 	}

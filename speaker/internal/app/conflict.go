@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -102,17 +103,15 @@ func claimant(mac, node string) string {
 
 // reportConflicts turns the claims seen into Events on the Services (once per claimant), the
 // metric and the SpeakerStatus entries, and asks for a plan when the oldest expires.
-func (s *speaker) reportConflicts(svcs []corev1.Service, mine map[annKey]announcement, now time.Time) []v1alpha1.AddressConflict {
+func (s *speaker) reportConflicts(ctx context.Context, mine map[annKey]announcement, now time.Time) []v1alpha1.AddressConflict {
 	all, fresh := s.conflicts.current(now, conflictHold)
 	// The Services holding each address in conflict: the claim may have made this node give
 	// the address up already.
 	holders := map[netip.Addr][]*corev1.Service{}
-	for i := range svcs {
-		for _, in := range svcs[i].Status.LoadBalancer.Ingress {
-			if a, err := netip.ParseAddr(in.IP); err == nil {
-				if _, ok := fresh[a]; ok {
-					holders[a] = append(holders[a], &svcs[i])
-				}
+	for a := range fresh {
+		for _, key := range s.plan.holders(a) {
+			if svc := s.service(ctx, key); svc != nil {
+				holders[a] = append(holders[a], svc)
 			}
 		}
 	}

@@ -27,7 +27,8 @@ type l2Applier interface {
 
 // bgpApplier runs the node's BGP sessions and routes (bgpSide).
 type bgpApplier interface {
-	sync(ctx context.Context, w planner.Objects, in planner.Input, self *corev1.Node) bgpResult
+	// sync applies the plan: the sessions of w's peers, routes toward them.
+	sync(ctx context.Context, w planner.Objects, in planner.Input, p bgpPlan, self *corev1.Node) bgpResult
 	// stop ends the sessions; restart: the node stays (graceful restart may keep its routes).
 	stop(ctx context.Context, restart bool)
 }
@@ -55,4 +56,12 @@ type cluster interface {
 // hostLinks are the interfaces this node can answer on (host.Host).
 type hostLinks interface {
 	Links() ([]host.Link, error)
+}
+
+// bgpPlan is what the plan says this node announces over BGP.
+type bgpPlan struct {
+	// routes, sorted by prefix.
+	routes []planner.Route
+	// holders names the Services holding an address, sorted.
+	holders func(netip.Addr) []string
 }

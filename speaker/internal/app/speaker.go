@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,7 +16,6 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -83,7 +83,28 @@ type speaker struct {
 
 	bgp     bgpApplier
 	trigger chan struct{}
-	started time.Time
+	// informed receives the informers' pokes; a plan for them waits until planInterval has
+	// passed since the last, so a storm of changes is planned in batches.
+	informed     chan struct{}
+	planInterval time.Duration
+	lastPlan     time.Time
+	deferred     atomic.Bool
+	resyncs      int
+	// changes are the Services changed since the last plan (nil: every plan reads all);
+	// plan is the plan they update.
+	changes *changes
+	plan    *plan
+	// l2want and l2mine are the layer-2 part of the plan applied: what this node answers
+	// for, on which interfaces, updated for the addresses each plan decides again. l2stale
+	// makes the next plan visit every address.
+	l2want  map[netip.Addr][]string
+	l2mine  map[netip.Addr]announcement
+	l2stale bool
+	// linkEvents: the host tells of interface changes (linksStale), so the interfaces are
+	// read only after one; without, every plan reads them.
+	linkEvents bool
+	linksStale atomic.Bool
+	started    time.Time
 	// open turns true once the speaker joined the others or found it is alone, and stays.
 	open  bool
 	owned map[annKey]announcement
@@ -153,6 +174,19 @@ func (s *speaker) poke() {
 	}
 }
 
+// pokeInformed asks for a plan after an informer saw a change (coalesced, and at most one
+// plan per planInterval).
+func (s *speaker) pokeInformed() {
+	select {
+	case s.informed <- struct{}{}:
+	default:
+	}
+}
+
+// resyncFull is how many resyncs pass between plans made from every Service (the others
+// apply the plan kept).
+const resyncFull = 10
+
 // Start runs the plan loop until ctx ends, then leaves the cluster and stops answering.
 func (s *speaker) Start(ctx context.Context) error {
 	tick := time.NewTicker(s.resync)
@@ -164,10 +198,22 @@ func (s *speaker) Start(ctx context.Context) error {
 		case <-ctx.Done():
 			s.stop()
 			return nil
+		case <-s.informed:
+			if wait := s.planInterval - time.Since(s.lastPlan); wait > 0 {
+				if s.deferred.CompareAndSwap(false, true) {
+					time.AfterFunc(wait, func() { s.deferred.Store(false); s.poke() })
+				}
+				continue
+			}
 		case <-s.trigger:
 		case <-s.cluster.Changes():
 		case <-tick.C:
+			s.linksStale.Store(true)
+			if s.resyncs++; s.resyncs%resyncFull == 0 {
+				s.changes.everything()
+			}
 		}
+		s.lastPlan = time.Now()
 		s.sync(ctx)
 	}
 }
@@ -316,9 +362,12 @@ func (s *speaker) sync(ctx context.Context) {
 	now := s.now()
 	s.wakeTime = time.Time{}
 	defer s.armWake()
-	s.refreshLinks()
+	s.m.plans.Inc()
+	linksChanged := s.refreshLinks()
+	all, keys := s.changes.take()
 	w, err := s.read(ctx)
 	if err != nil {
+		s.changes.giveBack(all, keys)
 		s.log.Error(err, "Reading the cluster state failed")
 		s.status.write(ctx, s.failed("reading the cluster state: "+err.Error()))
 		return
@@ -331,33 +380,24 @@ func (s *speaker) sync(ctx context.Context) {
 	w.Links = s.memberLinks(w.Members, metas)
 	s.peers.Store(ptr(s.peerAddrs(w.Nodes, live)))
 	ready := s.gate(ctx, w, now)
-	in := w.Input()
-	mine := map[annKey]announcement{}
-	want := map[netip.Addr][]string{}
-	if ready.Status == metav1.ConditionTrue {
-		decisions := planner.L2(in)
-		selfNode := in.Nodes[s.node]
-		for _, d := range decisions {
-			if d.Owner != s.node {
-				continue
-			}
-			ifs := d.Interfaces
-			if !s.linksComplete {
-				ifs = planner.ResolveInterfaces(plannerLinks(s.links), d.Addr, selfNode.Addresses, d.Interfaces, d.OnNodeInterface)
-			}
-			if len(ifs) == 0 || !s.claimable(d, w.Members, now) {
-				continue
-			}
-			delete(s.pending, d.Addr)
-			want[d.Addr] = ifs
-			mine[annKey{d.Addr, v1alpha1.ModeL2}] = announcement{mode: v1alpha1.ModeL2, services: d.Services, interfaces: ifs}
-		}
-		s.remember(decisions)
+	base, snap := w.Base()
+	touched, full, err := s.update(ctx, base, snap, all, keys)
+	if err != nil {
+		s.changes.giveBack(all, keys)
+		s.log.Error(err, "Reading the Services failed")
+		s.status.write(ctx, s.failed("reading the Services: "+err.Error()))
+		return
+	}
+	s.layer2(ready.Status == metav1.ConditionTrue, touched, full || linksChanged, w.Members, now)
+	mine := make(map[annKey]announcement, len(s.l2mine))
+	for a, an := range s.l2mine {
+		mine[annKey{a, v1alpha1.ModeL2}] = an
 	}
 	var failures []string
-	if err := s.ann.Apply(want); err != nil {
+	if err := s.ann.Apply(s.l2want); err != nil {
 		s.log.Error(err, "Applying the layer-2 plan failed")
 		failures = append(failures, "applying the layer-2 plan: "+err.Error())
+		s.l2stale = true // the next plan tries every address again
 		// Report only what is answered for: an interface that would not open carries nothing.
 		owned := s.ann.Owned()
 		for k, a := range mine {
@@ -376,18 +416,77 @@ func (s *speaker) sync(ctx context.Context) {
 		s.members = maps.Clone(live)
 	}
 	self := nodeOf(w.Nodes, s.node)
-	b := s.bgp.sync(ctx, w, in, self)
+	b := s.bgp.sync(ctx, w, base, bgpPlan{routes: s.plan.bgpRoutes(), holders: s.plan.holders}, self)
 	for addr, a := range b.announced {
 		mine[annKey{addr, v1alpha1.ModeBGP}] = a
 	}
-	s.events(w.Services, mine)
-	conflicts := s.reportConflicts(w.Services, mine, now)
+	s.events(ctx, mine)
+	conflicts := s.reportConflicts(ctx, mine, now)
 	s.owned = mine
-	s.m.observe(len(want), len(live), b)
+	s.m.observe(len(s.l2want), len(live), b)
 	if len(failures) > 0 && ready.Status == metav1.ConditionTrue {
 		ready = s.failed(strings.Join(failures, "; ")).ready
 	}
 	s.status.write(ctx, report{mine: mine, sessions: sessionStatuses(b.sessions, b.problems), members: listed, links: s.links, conflicts: conflicts, ready: ready})
+}
+
+// layer2 updates what this node answers for over layer 2 (l2want, l2mine) from the plan:
+// the addresses whose decision was made again and those waiting for a handover, or every
+// address when all (a new plan, new links of this node) or after a failure. Until the gate
+// opens it answers for nothing.
+func (s *speaker) layer2(ready bool, touched []netip.Addr, all bool, members map[string]bool, now time.Time) {
+	if !ready {
+		s.l2want, s.l2mine, s.l2stale = map[netip.Addr][]string{}, map[netip.Addr]announcement{}, true
+		return
+	}
+	var owners map[netip.Addr]string // every address's owner, when visiting all
+	if all || s.l2stale || s.l2want == nil {
+		s.l2want, s.l2mine, s.l2stale = map[netip.Addr][]string{}, map[netip.Addr]announcement{}, false
+		touched = touched[:0]
+		for _, d := range s.plan.l2.Decisions() {
+			touched = append(touched, d.Addr)
+		}
+		owners = make(map[netip.Addr]string, len(touched))
+	}
+	for a := range s.pending {
+		touched = append(touched, a)
+	}
+	if s.lastOwner == nil {
+		s.lastOwner = map[netip.Addr]string{}
+	}
+	selfNode := s.plan.base.Nodes[s.node]
+	for _, a := range touched {
+		delete(s.l2want, a)
+		delete(s.l2mine, a)
+		d, ok := s.plan.l2.Decision(a)
+		if ok && owners != nil {
+			owners[a] = d.Owner
+		}
+		if ok && d.Owner == s.node {
+			ifs := d.Interfaces
+			if !s.linksComplete {
+				ifs = planner.ResolveInterfaces(plannerLinks(s.links), d.Addr, selfNode.Addresses, d.Interfaces, d.OnNodeInterface)
+			}
+			if len(ifs) > 0 && s.claimable(d, members, now) {
+				delete(s.pending, a)
+				s.l2want[a] = ifs
+				s.l2mine[a] = announcement{mode: v1alpha1.ModeL2, services: d.Services, interfaces: ifs}
+			}
+		} else {
+			delete(s.pending, a)
+		}
+		if owners == nil {
+			if ok {
+				s.lastOwner[a] = d.Owner
+			} else {
+				delete(s.lastOwner, a)
+			}
+		}
+	}
+	if owners != nil {
+		s.lastOwner = owners
+	}
+	s.planned = true
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -421,17 +520,24 @@ func (s *speaker) failed(msg string) report {
 		ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonSyncFailed, Message: msg}}
 }
 
-// refreshLinks reads this node's interfaces and publishes them to the other speakers when
-// they changed. On failure the last ones read stay.
-func (s *speaker) refreshLinks() {
+// refreshLinks reads this node's interfaces (when they may have changed) and publishes
+// them to the other speakers, and tells whether they changed. On failure the last ones read
+// stay.
+func (s *speaker) refreshLinks() bool {
+	if s.linkEvents && !s.linksStale.Swap(false) {
+		return false
+	}
 	links, err := s.host.Links()
 	if err != nil {
+		s.linksStale.Store(true)
 		s.log.Error(err, "Reading the interfaces failed")
-		return
+		return false
 	}
+	changed := !reflect.DeepEqual(s.links, links)
 	s.links = links
 	s.linksComplete = decodeMeta(encodeMeta(s.holding, links)).complete
 	s.publishLinks()
+	return changed
 }
 
 // publishLinks puts this node's links and restart hold in its memberlist metadata.
@@ -590,21 +696,6 @@ func (s *speaker) claimable(d planner.Decision, members map[string]bool, now tim
 	return false
 }
 
-// remember keeps each address's owner for the next plan, and forgets pending claims the
-// plan no longer gives this node.
-func (s *speaker) remember(decisions []planner.Decision) {
-	owners := make(map[netip.Addr]string, len(decisions))
-	for _, d := range decisions {
-		owners[d.Addr] = d.Owner
-	}
-	for a := range s.pending {
-		if owners[a] != s.node {
-			delete(s.pending, a)
-		}
-	}
-	s.lastOwner, s.planned = owners, true
-}
-
 // peerAddrs are the memberlist addresses of the nodes whose speakers are not members.
 func (s *speaker) peerAddrs(nodes []corev1.Node, members map[string]bool) []string {
 	var addrs []string
@@ -622,41 +713,36 @@ func (s *speaker) peerAddrs(nodes []corev1.Node, members map[string]bool) []stri
 	return addrs
 }
 
-// read lists what the plan needs from the informer caches.
+// read lists the small kinds the plan needs from the informer caches (the Services are
+// read by update). The objects are the caches' own: never changed.
 func (s *speaker) read(ctx context.Context) (planner.Objects, error) {
 	w := planner.Objects{LBClass: s.lbClass, Members: s.cluster.Members(), BadAdvertisement: func(name string, err error) {
 		s.log.Error(err, "Ignoring an advertisement or BGPPeer with a bad selector", "name", name)
 	}}
-	var svcs corev1.ServiceList
-	var slices discoveryv1.EndpointSliceList
 	var nodes corev1.NodeList
 	var pools v1alpha1.IPAddressPoolList
 	var ads v1alpha1.L2AdvertisementList
 	var bgpAds v1alpha1.BGPAdvertisementList
 	var peers v1alpha1.BGPPeerList
-	for _, l := range []client.ObjectList{&svcs, &slices, &nodes, &pools, &ads, &bgpAds, &peers} {
-		if err := s.client.List(ctx, l); err != nil {
+	for _, l := range []client.ObjectList{&nodes, &pools, &ads, &bgpAds, &peers} {
+		if err := s.client.List(ctx, l, client.UnsafeDisableDeepCopy); err != nil {
 			return w, err
 		}
 	}
-	w.Services, w.Slices, w.Nodes, w.Pools, w.L2 = svcs.Items, slices.Items, nodes.Items, pools.Items, ads.Items
+	w.Nodes, w.Pools, w.L2 = nodes.Items, pools.Items, ads.Items
 	w.BGP, w.Peers = bgpAds.Items, peers.Items
 	return w, nil
 }
 
 // events tells each Service when this node starts or stops announcing its address.
-func (s *speaker) events(svcs []corev1.Service, mine map[annKey]announcement) {
-	byKey := map[string]*corev1.Service{}
-	for i := range svcs {
-		byKey[svcs[i].Namespace+"/"+svcs[i].Name] = &svcs[i]
-	}
+func (s *speaker) events(ctx context.Context, mine map[annKey]announcement) {
 	for k, a := range mine {
 		if _, had := s.owned[k]; had {
 			continue
 		}
 		s.m.takeovers.Inc()
 		for _, name := range a.services {
-			if svc := byKey[name]; svc != nil {
+			if svc := s.service(ctx, name); svc != nil {
 				s.recorder.Eventf(svc, nil, corev1.EventTypeNormal, ReasonAnnouncing, "Announce", "%s announced %s", k.addr, a.describe(s.node))
 			}
 		}
@@ -666,7 +752,7 @@ func (s *speaker) events(svcs []corev1.Service, mine map[annKey]announcement) {
 			continue
 		}
 		for _, name := range a.services {
-			if svc := byKey[name]; svc != nil {
+			if svc := s.service(ctx, name); svc != nil {
 				s.recorder.Eventf(svc, nil, corev1.EventTypeNormal, ReasonStoppedAnnouncing, "Withdraw",
 					"%s no longer announced over %s from %s", k.addr, k.mode, s.node)
 			}

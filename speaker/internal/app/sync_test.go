@@ -16,6 +16,7 @@ import (
 	"github.com/go-logr/logr/testr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -82,7 +83,7 @@ func (f *fakeL2) Close() {}
 
 type fakeBGP struct{}
 
-func (fakeBGP) sync(context.Context, planner.Objects, planner.Input, *corev1.Node) bgpResult {
+func (fakeBGP) sync(context.Context, planner.Objects, planner.Input, bgpPlan, *corev1.Node) bgpResult {
 	return bgpResult{}
 }
 func (fakeBGP) stop(context.Context, bool) {}
@@ -124,7 +125,8 @@ func newHarness(t *testing.T, fail bool, objs ...client.Object) *harness {
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer},
 		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: vip.String()}}}}}
 	objs = append(objs, node("a", "192.0.2.11"), node("b", "192.0.2.12"), svc, &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "all"}})
-	b := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithStatusSubresource(&v1alpha1.SpeakerStatus{}, &corev1.Service{})
+	b := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithStatusSubresource(&v1alpha1.SpeakerStatus{}, &corev1.Service{}).
+		WithIndex(&discoveryv1.EndpointSlice{}, sliceServiceIndex, sliceService)
 	if fail {
 		b = b.WithInterceptorFuncs(interceptor.Funcs{List: func(ctx context.Context, c client.WithWatch, l client.ObjectList, o ...client.ListOption) error {
 			if _, ok := l.(*corev1.ServiceList); ok {
@@ -155,7 +157,9 @@ func testMetrics() *metrics {
 		takeovers: prometheus.NewCounter(prometheus.CounterOpts{Name: "t"}), bgpAnnounced: prometheus.NewGauge(prometheus.GaugeOpts{Name: "b"}),
 		sessionUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "s"}, []string{"peer"}), bfdUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "f"}, []string{"peer"}),
 		advertised: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "d"}, []string{"peer"}),
-		conflicts:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "c"}, []string{"claimant"})}
+		conflicts:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "c"}, []string{"claimant"}),
+		plans:      prometheus.NewCounter(prometheus.CounterOpts{Name: "p"}), fullPlans: prometheus.NewCounter(prometheus.CounterOpts{Name: "fp"}),
+		servicePlans: prometheus.NewCounter(prometheus.CounterOpts{Name: "sp"})}
 }
 
 func (h *harness) condition(t *testing.T, typ string) *metav1.Condition {
