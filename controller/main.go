@@ -27,6 +27,7 @@ func main() {
 	flag.IntVar(&o.Workers, "workers", 32, "Services reconciled at once")
 	flag.Float64Var(&o.QPS, "kube-api-qps", 1000, "requests per second to the API server")
 	flag.IntVar(&o.Burst, "kube-api-burst", 2000, "burst of requests to the API server")
+	flag.StringVar(&o.PprofAddr, "pprof-bind-address", "", "address of the pprof endpoints (/debug/pprof/); empty: off")
 	flag.Float64Var(&o.EventsQPS, "events-qps", 100, "Events written per second at most; up to 2,000 wait, more are dropped and counted")
 	zopts := zap.Options{}
 	zopts.BindFlags(flag.CommandLine)

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -45,6 +49,8 @@ type Options struct {
 	// EventsQPS limits the Events the controller writes, so that during a large backlog
 	// the API server spends its time on Service status first.
 	EventsQPS float64
+	// PprofAddr serves the pprof endpoints ("": off).
+	PprofAddr string
 	// SkipNameValidation lets several controllers run in one process (tests).
 	SkipNameValidation bool
 }
@@ -74,6 +80,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		Scheme:                              scheme,
 		Metrics:                             metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:              o.ProbeAddr,
+		PprofBindAddress:                    o.PprofAddr,
 		LeaderElection:                      o.LeaderElect,
 		LeaderElectionID:                    o.LeaderElectionID,
 		LeaderElectionNamespace:             o.LeaderNamespace,
@@ -83,9 +90,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		RenewDeadline:                       &o.RenewDeadline,
 		RetryPeriod:                         &o.RetryPeriod,
 		Controller:                          config.Controller{SkipNameValidation: &o.SkipNameValidation},
-		Cache: cache.Options{
-			DefaultTransform: cache.TransformStripManagedFields(),
-		},
+		Cache:                               cache.Options{DefaultTransform: slim},
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
@@ -143,4 +148,25 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		return cause
 	}
 	return err
+}
+
+// slim drops from every cached object what the controller never reads: managed fields, the
+// annotations not in vipcast.io/ (last-applied-configuration is often the largest part of
+// a Service), and a Node's image list. Its writes are patches of what it changes, so what
+// the cache lacks is never written back.
+func slim(obj any) (any, error) {
+	if m, ok := obj.(metav1.Object); ok {
+		m.SetManagedFields(nil)
+		if ann := m.GetAnnotations(); len(ann) > 0 {
+			maps.DeleteFunc(ann, func(k, _ string) bool { return !strings.HasPrefix(k, v1alpha1.GroupVersion.Group+"/") })
+			if len(ann) == 0 {
+				ann = nil
+			}
+			m.SetAnnotations(ann)
+		}
+	}
+	if n, ok := obj.(*corev1.Node); ok {
+		n.Status.Images = nil
+	}
+	return obj, nil
 }

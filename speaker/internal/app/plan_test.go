@@ -172,3 +172,15 @@ func TestPlanInputChanged(t *testing.T) {
 		t.Errorf("an EndpointSlice's change names %v, want ns/web", got)
 	}
 }
+
+func TestSlimDropsWhatTheSpeakerNeverReads(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Labels: map[string]string{"app": "web"},
+		Annotations: map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}"}, ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}},
+		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "192.0.2.1"}}}}}
+	if _, err := slim(svc); err != nil {
+		t.Fatal(err)
+	}
+	if svc.Annotations != nil || svc.ManagedFields != nil || svc.Labels["app"] != "web" || len(svc.Status.LoadBalancer.Ingress) != 1 {
+		t.Errorf("Service after slim: %+v", svc)
+	}
+}
