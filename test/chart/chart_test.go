@@ -151,7 +151,8 @@ func TestNonDefaultValues(t *testing.T) {
 		t.Errorf("controller replicas %d, node selector %v", *ctl.Spec.Replicas, ctl.Spec.Template.Spec.NodeSelector)
 	}
 	a := args(ctl.Spec.Template.Spec.Containers[0])
-	for k, v := range map[string]string{"lb-class": "vipcast.io/lb", "zap-log-level": "debug", "workers": "8", "lease-duration": "30s", "events-qps": "50"} {
+	for k, v := range map[string]string{"lb-class": "vipcast.io/lb", "zap-log-level": "debug", "workers": "8", "lease-duration": "30s", "events-qps": "50",
+		"pprof-bind-address": "127.0.0.1:6060"} {
 		if a[k] != v {
 			t.Errorf("controller --%s=%q, want %q", k, a[k], v)
 		}
@@ -160,7 +161,8 @@ func TestNonDefaultValues(t *testing.T) {
 	s := ds.Spec.Template.Spec.Containers[0]
 	sa := args(s)
 	for k, v := range map[string]string{"lb-class": "vipcast.io/lb", "zap-log-level": "debug", "exclude-interfaces": "cali*,eth9",
-		"memberlist-port": "7950", "memberlist-probe-interval": "200ms", "memberlist-suspicion-mult": "4", "events-qps": "5"} {
+		"memberlist-port": "7950", "memberlist-probe-interval": "200ms", "memberlist-suspicion-mult": "4", "events-qps": "5",
+		"plan-interval": "250ms", "pprof-bind-address": "127.0.0.1:6060"} {
 		if sa[k] != v {
 			t.Errorf("speaker --%s=%q, want %q", k, sa[k], v)
 		}
