@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"maps"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -48,6 +49,22 @@ type bgpSide struct {
 	establishedWith map[string]string
 	// badPeers counts BGPPeers skipped (bad address, unreadable password).
 	badPeers func(name string, err error)
+	applied  appliedBGP
+}
+
+// appliedBGP is what the last Apply was given and what came of it.
+type appliedBGP struct {
+	// plan is the plan's routes (the same slice until a Service changes them), sessions the
+	// sessions; ok: Apply took them without error.
+	plan     []planner.Route
+	sessions []bgp.Session
+	ok       bool
+	// routes and want are the routes toward the sessions of their family.
+	routes []planner.Route
+	want   []bgp.Route
+	// states are the session states announced was counted on.
+	states    []bgp.SessionState
+	announced map[netip.Addr]announcement
 }
 
 // cachedSecret is the last password read from a Secret. It outlives failed reads: an API
@@ -100,38 +117,60 @@ func (b *bgpSide) sync(ctx context.Context, w planner.Objects, in planner.Input,
 			b.log.Error(err, "Starting BGP failed")
 			return bgpResult{problems: problems}
 		}
-		b.sp = sp
+		b.sp, b.applied = sp, appliedBGP{}
 	}
-	// A session carries the family of its peer's address only.
-	v4 := map[string]bool{}
-	for _, ss := range sessions {
-		v4[ss.Name] = ss.Address.Is4()
-	}
-	routes := slices.Clone(p.routes)
-	for i := range routes {
-		r := &routes[i]
-		// A copy: the plan keeps its routes.
-		r.Peers = slices.DeleteFunc(slices.Clone(r.Peers), func(p string) bool { is4, ok := v4[p]; return !ok || is4 != r.Prefix.Addr().Is4() })
-	}
-	routes = slices.DeleteFunc(routes, func(r planner.Route) bool { return len(r.Peers) == 0 })
-	// The next hop is each session's own local address (what its router reached us from),
-	// not the node's InternalIP, which may sit on another interface.
-	want := make([]bgp.Route, 0, len(routes))
-	for _, r := range routes {
-		want = append(want, bgp.Route{Prefix: r.Prefix, Communities: r.Communities, LocalPref: r.LocalPref, Peers: r.Peers})
-	}
-	if err := b.sp.Apply(ctx, sessions, want); err != nil {
-		b.log.Error(err, "Applying the BGP plan failed")
+	// Unchanged routes (the plan keeps the same slice until a Service changes them) and
+	// sessions need no Apply, and unchanged session states no new count.
+	fresh := !b.applied.ok || !sameSlice(p.routes, b.applied.plan) || !reflect.DeepEqual(sessions, b.applied.sessions)
+	if fresh {
+		b.applied.plan, b.applied.sessions = p.routes, sessions
+		b.applied.routes, b.applied.want = toApply(p.routes, sessions)
+		err := b.sp.Apply(ctx, sessions, b.applied.want)
+		if err != nil {
+			b.log.Error(err, "Applying the BGP plan failed")
+		}
+		b.applied.ok = err == nil
 	}
 	res := bgpResult{sessions: b.sp.State(ctx), updates: b.sp.Updates.Load(), problems: problems}
 	res.bfdPackets[0], res.bfdPackets[1], res.bfdPackets[2] = b.sp.BFDStats()
 	b.noteEstablished(sessions, res.sessions)
-	res.announced = announcedOverBGP(routes, res.sessions, p.holders)
-	if settling(want, res.sessions) && b.recheck.CompareAndSwap(false, true) {
-		// The counts in SpeakerStatus lag while updates go out: look again shortly.
-		time.AfterFunc(500*time.Millisecond, func() { b.recheck.Store(false); b.changed() })
+	if fresh || !reflect.DeepEqual(res.sessions, b.applied.states) {
+		b.applied.announced = announcedOverBGP(b.applied.routes, res.sessions, p.holders)
+		b.applied.states = res.sessions
+		if settling(b.applied.want, res.sessions) && b.recheck.CompareAndSwap(false, true) {
+			// The counts in SpeakerStatus lag while updates go out: look again shortly.
+			time.AfterFunc(500*time.Millisecond, func() { b.recheck.Store(false); b.changed() })
+		}
 	}
+	res.announced = b.applied.announced
 	return res
+}
+
+// toApply turns the plan's routes into the speaker's: each toward the sessions of its
+// prefix's family only (a copy: the plan keeps its routes). The next hop is each session's
+// own local address (what its router reached us from), not the node's InternalIP, which may
+// sit on another interface.
+func toApply(planned []planner.Route, sessions []bgp.Session) ([]planner.Route, []bgp.Route) {
+	v4 := map[string]bool{}
+	for _, ss := range sessions {
+		v4[ss.Name] = ss.Address.Is4()
+	}
+	routes := slices.Clone(planned)
+	for i := range routes {
+		r := &routes[i]
+		r.Peers = slices.DeleteFunc(slices.Clone(r.Peers), func(p string) bool { is4, ok := v4[p]; return !ok || is4 != r.Prefix.Addr().Is4() })
+	}
+	routes = slices.DeleteFunc(routes, func(r planner.Route) bool { return len(r.Peers) == 0 })
+	want := make([]bgp.Route, 0, len(routes))
+	for _, r := range routes {
+		want = append(want, bgp.Route{Prefix: r.Prefix, Communities: r.Communities, LocalPref: r.LocalPref, Peers: r.Peers})
+	}
+	return routes, want
+}
+
+// sameSlice tells whether a and b are the same slice (not only equal).
+func sameSlice[T any](a, b []T) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // settling reports whether an established session has not been sent all its routes yet or
@@ -394,7 +433,7 @@ func (b *bgpSide) stop(ctx context.Context, restart bool) {
 	if graceful {
 		b.log.Info("Leaving the routes to graceful restart", "sessions", len(sessions))
 		b.sp.Close(ctx, false)
-		b.sp = nil
+		b.sp, b.applied = nil, appliedBGP{}
 		return
 	}
 	b.close(ctx)
@@ -408,7 +447,7 @@ func (b *bgpSide) close(ctx context.Context) {
 	}
 	b.sp.Close(ctx, true)
 	b.log.Info("Withdrew BGP routes", "took", time.Since(start).String())
-	b.sp = nil
+	b.sp, b.applied = nil, appliedBGP{}
 }
 
 // sessionStatuses are the sessions as SpeakerStatus shows them.

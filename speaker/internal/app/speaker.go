@@ -108,6 +108,8 @@ type speaker struct {
 	// open turns true once the speaker joined the others or found it is alone, and stays.
 	open  bool
 	owned map[annKey]announcement
+	// ownedBGP is the BGP part owned was last brought up to date with.
+	ownedBGP map[netip.Addr]announcement
 	// members is the set of live members at the last plan; a change re-announces what this
 	// node owns.
 	members map[string]bool
@@ -388,11 +390,8 @@ func (s *speaker) sync(ctx context.Context) {
 		s.status.write(ctx, s.failed("reading the Services: "+err.Error()))
 		return
 	}
-	s.layer2(ready.Status == metav1.ConditionTrue, touched, full || linksChanged, w.Members, now)
-	mine := make(map[annKey]announcement, len(s.l2mine))
-	for a, an := range s.l2mine {
-		mine[annKey{a, v1alpha1.ModeL2}] = an
-	}
+	visited, allL2 := s.layer2(ready.Status == metav1.ConditionTrue, touched, full || linksChanged, w.Members, now)
+	l2 := s.l2mine
 	var failures []string
 	if err := s.ann.Apply(s.l2want); err != nil {
 		s.log.Error(err, "Applying the layer-2 plan failed")
@@ -400,12 +399,11 @@ func (s *speaker) sync(ctx context.Context) {
 		s.l2stale = true // the next plan tries every address again
 		// Report only what is answered for: an interface that would not open carries nothing.
 		owned := s.ann.Owned()
-		for k, a := range mine {
-			if ifs := owned[k.addr]; len(ifs) == 0 {
-				delete(mine, k)
-			} else {
+		l2, allL2 = make(map[netip.Addr]announcement, len(s.l2mine)), true
+		for addr, a := range s.l2mine {
+			if ifs := owned[addr]; len(ifs) > 0 {
 				a.interfaces = ifs
-				mine[k] = a
+				l2[addr] = a
 			}
 		}
 	}
@@ -417,12 +415,9 @@ func (s *speaker) sync(ctx context.Context) {
 	}
 	self := nodeOf(w.Nodes, s.node)
 	b := s.bgp.sync(ctx, w, base, bgpPlan{routes: s.plan.bgpRoutes(), holders: s.plan.holders}, self)
-	for addr, a := range b.announced {
-		mine[annKey{addr, v1alpha1.ModeBGP}] = a
-	}
-	s.events(ctx, mine)
+	s.own(ctx, l2, visited, allL2, b.announced)
+	mine := s.owned
 	conflicts := s.reportConflicts(ctx, mine, now)
-	s.owned = mine
 	s.m.observe(len(s.l2want), len(live), b)
 	if len(failures) > 0 && ready.Status == metav1.ConditionTrue {
 		ready = s.failed(strings.Join(failures, "; ")).ready
@@ -434,10 +429,10 @@ func (s *speaker) sync(ctx context.Context) {
 // the addresses whose decision was made again and those waiting for a handover, or every
 // address when all (a new plan, new links of this node) or after a failure. Until the gate
 // opens it answers for nothing.
-func (s *speaker) layer2(ready bool, touched []netip.Addr, all bool, members map[string]bool, now time.Time) {
+func (s *speaker) layer2(ready bool, touched []netip.Addr, all bool, members map[string]bool, now time.Time) (visited []netip.Addr, visitedAll bool) {
 	if !ready {
 		s.l2want, s.l2mine, s.l2stale = map[netip.Addr][]string{}, map[netip.Addr]announcement{}, true
-		return
+		return nil, true
 	}
 	var owners map[netip.Addr]string // every address's owner, when visiting all
 	if all || s.l2stale || s.l2want == nil {
@@ -487,6 +482,7 @@ func (s *speaker) layer2(ready bool, touched []netip.Addr, all bool, members map
 		s.lastOwner = owners
 	}
 	s.planned = true
+	return touched, owners != nil
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -734,30 +730,68 @@ func (s *speaker) read(ctx context.Context) (planner.Objects, error) {
 	return w, nil
 }
 
-// events tells each Service when this node starts or stops announcing its address.
-func (s *speaker) events(ctx context.Context, mine map[annKey]announcement) {
-	for k, a := range mine {
-		if _, had := s.owned[k]; had {
-			continue
+// own brings owned (what this node announces, as reported) up to date: the layer-2 part for
+// the addresses visited (every one with all), the BGP part when its map is new. Each
+// Service hears when this node starts or stops announcing its address.
+func (s *speaker) own(ctx context.Context, l2 map[netip.Addr]announcement, visited []netip.Addr, all bool, bgp map[netip.Addr]announcement) {
+	if s.owned == nil {
+		s.owned = map[annKey]announcement{}
+	}
+	if all {
+		visited = visited[:0:0]
+		for k := range s.owned {
+			if k.mode == v1alpha1.ModeL2 {
+				visited = append(visited, k.addr)
+			}
 		}
+		for a := range l2 {
+			visited = append(visited, a)
+		}
+	}
+	for _, a := range visited {
+		s.set(ctx, annKey{a, v1alpha1.ModeL2}, l2)
+	}
+	if !sameMap(bgp, s.ownedBGP) {
+		for a := range s.ownedBGP {
+			s.set(ctx, annKey{a, v1alpha1.ModeBGP}, bgp)
+		}
+		for a := range bgp {
+			s.set(ctx, annKey{a, v1alpha1.ModeBGP}, bgp)
+		}
+		s.ownedBGP = bgp
+	}
+}
+
+// set makes owned[k] what now says of k.addr, with an Event when it starts or stops.
+func (s *speaker) set(ctx context.Context, k annKey, now map[netip.Addr]announcement) {
+	a, has := now[k.addr]
+	old, had := s.owned[k]
+	switch {
+	case has && !had:
 		s.m.takeovers.Inc()
 		for _, name := range a.services {
 			if svc := s.service(ctx, name); svc != nil {
 				s.recorder.Eventf(svc, nil, corev1.EventTypeNormal, ReasonAnnouncing, "Announce", "%s announced %s", k.addr, a.describe(s.node))
 			}
 		}
-	}
-	for k, a := range s.owned {
-		if _, has := mine[k]; has {
-			continue
-		}
-		for _, name := range a.services {
+	case had && !has:
+		for _, name := range old.services {
 			if svc := s.service(ctx, name); svc != nil {
 				s.recorder.Eventf(svc, nil, corev1.EventTypeNormal, ReasonStoppedAnnouncing, "Withdraw",
 					"%s no longer announced over %s from %s", k.addr, k.mode, s.node)
 			}
 		}
 	}
+	if has {
+		s.owned[k] = a
+	} else {
+		delete(s.owned, k)
+	}
+}
+
+// sameMap tells whether a and b are the same map (not only equal); two nil maps are.
+func sameMap[K comparable, V any](a, b map[K]V) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
 func nodeOf(nodes []corev1.Node, name string) *corev1.Node {
