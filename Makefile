@@ -64,7 +64,7 @@ lint: ## go vet and golangci-lint.
 
 .PHONY: test
 test: tools-test lab-deps verify lint build image-binaries ## Every test (as root): unit, property, fuzz seeds, integration on a real API server, end-to-end in the lab.
-	VIPCAST_LAB=1 $(GO) test -race -count=1 ./...
+	VIPCAST_LAB=1 $(GO) test -race -count=1 -timeout 30m ./...
 	$(GO) run ./test/demo --check
 
 .PHONY: fuzz
