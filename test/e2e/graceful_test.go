@@ -61,7 +61,9 @@ func testGracefulRestart(t *testing.T, kind lab.RouterKind) {
 
 	t.Run("restart keeps forwarding", func(t *testing.T) {
 		hops := watchNextHops(t.Context(), prefix)
-		probe := lab.StartProbe(cluster.ClientNetns, lab.URL(ips[0], 80), 10*time.Millisecond, 300*time.Millisecond)
+		// A request that gets no answer in a second fails: long enough that a busy machine's
+		// stalls do not count, short enough that a black hole does.
+		probe := lab.StartProbe(cluster.ClientNetns, lab.URL(ips[0], 80), 10*time.Millisecond, time.Second)
 		defer probe.Stop()
 		time.Sleep(200 * time.Millisecond)
 		if err := speaker.Signal(syscall.SIGTERM); err != nil {
@@ -83,6 +85,11 @@ func testGracefulRestart(t *testing.T, kind lab.RouterKind) {
 		}
 		if res.Failed() > 0 {
 			t.Errorf("%d of %d requests failed during a graceful restart (longest gap %s)", res.Failed(), len(res.Samples), res.Longest())
+			for _, x := range res.Samples {
+				if !x.OK() {
+					t.Logf("request sent at %s failed after %s: %v", x.Sent.Format("15:04:05.000"), x.Took.Round(time.Millisecond), x.Err)
+				}
+			}
 		}
 		t.Logf("%s: graceful restart of node-1's speaker: %d requests, %d failed, next hops unchanged", kind, len(res.Samples), res.Failed())
 	})
