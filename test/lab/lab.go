@@ -42,6 +42,10 @@ type Config struct {
 	Router RouterKind
 	// BareAPI leaves vipcast's CRDs and RBAC out, for a test that installs them (Helm).
 	BareAPI bool
+	// NoKubeProxy starts no kube-proxy on the nodes: for benchmarks that time vipcast alone
+	// at sizes where a kube-proxy per node programming every Service would share the cores.
+	// The Services' addresses are then announced but carry no traffic.
+	NoKubeProxy bool
 	// Log receives one line per step of Up and Down (nil: quiet).
 	Log func(format string, args ...any)
 }

@@ -37,6 +37,9 @@ func (l *Lab) startNodes(ctx context.Context) error {
 			return err
 		}
 	}
+	if l.cfg.NoKubeProxy {
+		return nil
+	}
 	for _, n := range l.Nodes {
 		if _, err := n.Run("kube-proxy", nil, l.Bin("kube-proxy"),
 			"--kubeconfig="+l.NodeKubeconfig, "--hostname-override="+n.Name, "--proxy-mode=nftables",
