@@ -225,7 +225,7 @@ func (w *ClaimWatch) read() {
 	defer w.done.Done()
 	buf := make([]byte, claimFrameBuffer)
 	for {
-		n, outgoing, err := w.recv(buf)
+		n, outgoing, err := recvFrame(w.raw, buf)
 		at := time.Now()
 		if err != nil {
 			if w.closing.Load() {
@@ -244,23 +244,6 @@ func (w *ClaimWatch) read() {
 			w.mu.Unlock()
 		}
 	}
-}
-
-// recv reads one frame and tells whether this host sent it.
-func (w *ClaimWatch) recv(buf []byte) (n int, outgoing bool, err error) {
-	var from syscall.Sockaddr
-	var recvErr error
-	err = w.raw.Read(func(fd uintptr) bool {
-		n, from, recvErr = syscall.Recvfrom(int(fd), buf, 0)
-		return !errors.Is(recvErr, syscall.EAGAIN)
-	})
-	if err == nil {
-		err = recvErr
-	}
-	if ll, ok := from.(*syscall.SockaddrLinklayer); ok {
-		outgoing = ll.Pkttype == syscall.PACKET_OUTGOING
-	}
-	return n, outgoing, err
 }
 
 // Stop ends the watch: it closes the socket, waits for the reader and the asker, and returns
