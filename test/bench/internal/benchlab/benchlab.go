@@ -75,8 +75,13 @@ func (w *Web) SetReady(ctx context.Context, node string, ready bool) error {
 // Poll calls f every 20 ms until it returns nil, for at most timeout; the error says f's last
 // complaint.
 func Poll(ctx context.Context, timeout time.Duration, f func(context.Context) error) error {
+	return PollEvery(ctx, 20*time.Millisecond, timeout, f)
+}
+
+// PollEvery is Poll with another period.
+func PollEvery(ctx context.Context, every, timeout time.Duration, f func(context.Context) error) error {
 	var last error
-	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(ctx, every, timeout, true, func(ctx context.Context) (bool, error) {
 		last = f(ctx)
 		return last == nil, nil
 	})
