@@ -34,6 +34,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/vipcast/vipcast/test/lab"
 )
 
@@ -64,6 +67,8 @@ const (
 
 func main() {
 	lab.ServeChild()
+	// The clients' warnings are not figures.
+	ctrllog.SetLogger(logr.Discard())
 	var c config
 	parts := flag.String("parts", "creation,steady,many", "parts to run, comma-separated: creation, steady, many")
 	modes := flag.String("modes", "l2,bgp", "announcement modes of the creation and steady parts, comma-separated: l2, bgp")

@@ -171,8 +171,8 @@ func total(used map[string]time.Duration) time.Duration {
 	return total
 }
 
-// quiet waits until the speakers together use less than quietShare of one core over a
-// quietWindow, for at most quietLimit, and says how long it waited and whether they were.
+// quiet waits until the speakers use less than quietShare of a core each on average over a
+// quietWindow, for at most quietLimit, and says how long it waited and whether they did.
 func (e *env) quiet(ctx context.Context) (time.Duration, bool, error) {
 	start := time.Now()
 	procs := e.speakers()
@@ -182,7 +182,7 @@ func (e *env) quiet(ctx context.Context) (time.Duration, bool, error) {
 			return 0, false, err
 		}
 		used, _ := readUsage(procs).since(before)
-		if float64(total(used)) < quietShare*float64(quietWindow) {
+		if float64(total(used)) < quietShare*float64(len(procs))*float64(quietWindow) {
 			return time.Since(start), true, nil
 		}
 	}
@@ -192,7 +192,7 @@ func (e *env) quiet(ctx context.Context) (time.Duration, bool, error) {
 const (
 	quietWindow = 5 * time.Second
 	quietShare  = 0.05
-	quietLimit  = 5 * time.Minute
+	quietLimit  = 3 * time.Minute
 )
 
 // sleep waits d or until the run is interrupted.

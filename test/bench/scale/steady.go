@@ -58,7 +58,7 @@ func (e *env) bulk(ctx context.Context, part string, n int) error {
 	if err != nil {
 		return err
 	}
-	q := fmt.Sprintf("quiet (under %.0f%% of a core together over %s) %s later", quietShare*100, quietWindow, waited.Round(time.Second))
+	q := fmt.Sprintf("quiet (under %.0f%% of a core each over %s) %s later", quietShare*100, quietWindow, waited.Round(time.Second))
 	if !quiet {
 		q = fmt.Sprintf("still not quiet after %s; measuring anyway", waited.Round(time.Second))
 	}
@@ -111,12 +111,14 @@ func (e *env) latencies(ctx context.Context, sum *summary) error {
 	pcts := func(d []time.Duration) string {
 		return fmt.Sprintf("p50 %s, p95 %s", benchlab.Ms(benchlab.Pct(d, 50)), benchlab.Ms(benchlab.Pct(d, 95)))
 	}
-	how := "its address first claimed on the wire at the router (gratuitous ARP or an answer to the router's ARP request, asked every 10 ms)"
+	how := fmt.Sprintf("its address is first claimed on the wire at the router (gratuitous ARP, or an answer to the router's ARP request asked every %s)", askPeriod(1))
+	also := ""
 	if e.mode == modeBGP {
-		how = fmt.Sprintf("its prefix in FRR's RIB (read every %s); from all 3 nodes: %s", routePoll, pcts(all))
+		how = fmt.Sprintf("its prefix is in FRR's RIB (read every %s)", routePoll)
+		also = fmt.Sprintf("; until it is there from all 3 nodes: %s", pcts(all))
 	}
-	fmt.Printf("  one more Service (%d times, %s apart), from the create call until %s: %s (max %s)\n",
-		len(first), samplePause, how, pcts(first), benchlab.Ms(first[len(first)-1]))
+	fmt.Printf("  one more Service (%d times, %s apart), from the create call until %s: %s, max %s%s\n",
+		len(first), samplePause, how, pcts(first), benchlab.Ms(first[len(first)-1]), also)
 	sum.set("steady", fmt.Sprintf("one more Service → announced, p50 / p95 (%d)", len(first)), e.mode,
 		fmt.Sprintf("%s / %s", benchlab.Ms(benchlab.Pct(first, 50)), benchlab.Ms(benchlab.Pct(first, 95))))
 	return nil
