@@ -1,8 +1,10 @@
 // Command bench measures the controller on a real control plane: a backlog of N
 // LoadBalancer Services is created first, then the controller binary starts; it prints the
-// time until every Service has an EXTERNAL-IP, the controller's CPU seconds and peak RSS,
-// then restarts the controller over the same objects and prints its time to ready and the
-// number of objects it wrote.
+// time until every Service has an EXTERNAL-IP, until every Service's IPAllocated condition is
+// True and until every Service also has its Announced condition (settled), the controller's
+// CPU seconds and peak RSS, then restarts the controller over the same objects and prints its
+// time to ready and the number of objects it wrote. SIGINT or SIGTERM stops the controller
+// and the control plane before it exits.
 package main
 
 import (
@@ -12,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -36,7 +39,15 @@ func main() {
 	n := flag.Int("services", 10000, "LoadBalancer Services in the backlog")
 	workers := flag.Int("workers", 32, "goroutines creating Services")
 	flag.Parse()
-	if err := run(*n, *workers); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, *n, *workers)
+	interrupted := ctx.Err() != nil
+	stop()
+	switch {
+	case interrupted:
+		fmt.Fprintln(os.Stderr, "bench: interrupted")
+		os.Exit(130)
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -47,9 +58,15 @@ func root() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-const ns = "default"
+const (
+	ns = "default"
+	// listPage is the page size of the Service lists (50,000 Services are ~100 MB of JSON).
+	listPage = 5000
+	// waitLimit bounds each wait for all Services.
+	waitLimit = 30 * time.Minute
+)
 
-func run(n, workers int) error {
+func run(ctx context.Context, n, workers int) error {
 	dir := root()
 	cp, err := localcp.StartWith(dir, "198.18.0.0/16")
 	if err != nil {
@@ -62,8 +79,7 @@ func run(n, workers int) error {
 	if err != nil {
 		return err
 	}
-	ctx := context.Background()
-	if err := applyPool(dir, cp.Kubeconfig); err != nil {
+	if err := applyPool(ctx, dir, cp.Kubeconfig); err != nil {
 		return err
 	}
 	start := time.Now()
@@ -72,65 +88,85 @@ func run(n, workers int) error {
 	}
 	fmt.Printf("services=%d created in %.1fs (backlog before the controller starts)\n", n, time.Since(start).Seconds())
 
-	// First run: the backlog.
-	c, err := startController(dir, cp.Kubeconfig, 17472)
+	if err := firstRun(ctx, cs, dir, cp.Kubeconfig, n); err != nil {
+		return err
+	}
+	return restart(ctx, cs, dir, cp.Kubeconfig)
+}
+
+// firstRun starts the controller over the backlog and times it until every Service is
+// settled, then stops it.
+func firstRun(ctx context.Context, cs kubernetes.Interface, dir, kubeconfig string, n int) error {
+	c, err := startController(dir, kubeconfig, 17472)
 	if err != nil {
 		return err
 	}
+	defer c.stop()
 	t0 := time.Now()
-	if err := waitAllAllocated(ctx, cs, "", n, 10*time.Minute); err != nil {
-		c.stop()
+	if err := waitAllAllocated(ctx, cs, "", n, waitLimit); err != nil {
 		return err
 	}
 	elapsed := time.Since(t0)
 	cpu, rss := c.usage()
 	fmt.Printf("allocate: services=%d all-have-external-ip=%.2fs rate=%.0f/s controller-cpu=%.2fs peak-rss=%.1fMB\n",
 		n, elapsed.Seconds(), float64(n)/elapsed.Seconds(), cpu, rss)
-	if err := waitAllSettled(ctx, cs, n, 10*time.Minute); err != nil {
-		c.stop()
+	if err := waitAllAllocatedTrue(ctx, cs, n, waitLimit); err != nil {
 		return err
 	}
-	fmt.Printf("settled: every Service has its Announced condition too after %.2fs\n", time.Since(t0).Seconds())
+	allocated := time.Since(t0)
+	if err := waitAllSettled(ctx, cs, n, waitLimit); err != nil {
+		return err
+	}
+	cpu, rss = c.usage()
+	fmt.Printf("settled: condition %s True on every Service after %.2fs, %s on every Service too after %.2fs (controller-cpu=%.2fs peak-rss=%.1fMB)\n",
+		v1alpha1.ConditionIPAllocated, allocated.Seconds(), v1alpha1.ConditionAnnounced, time.Since(t0).Seconds(), cpu, rss)
 	time.Sleep(2 * time.Second) // let the last pool status flush land
-	c.stop()
+	return nil
+}
 
-	// Second run: a restart over unchanged objects.
+// restart starts the controller again over the unchanged objects and counts what it writes
+// until it has served a new Service and gone quiet.
+func restart(ctx context.Context, cs kubernetes.Interface, dir, kubeconfig string) error {
 	writes, err := countWrites(ctx, cs)
 	if err != nil {
 		return err
 	}
 	t1 := time.Now()
-	c, err = startController(dir, cp.Kubeconfig, 17482)
+	c, err := startController(dir, kubeconfig, 17482)
 	if err != nil {
+		writes.stop()
 		return err
 	}
 	defer c.stop()
-	ready := c.waitReady(2 * time.Minute)
+	ready := c.waitReady(ctx, 2*time.Minute)
 	readyAt := time.Since(t1)
 	// A fresh Service after the restart shows the controller is live and has loaded all.
 	probe := lbService("after-restart")
 	if _, err := cs.CoreV1().Services(ns).Create(ctx, probe, metav1.CreateOptions{}); err != nil {
+		writes.stop()
 		return err
 	}
-	if err := waitAllAllocated(ctx, cs, "metadata.name=after-restart", 1, 2*time.Minute); err != nil {
+	if err := waitAllAllocated(ctx, cs, "metadata.name=after-restart", 1, waitLimit); err != nil {
+		writes.stop()
 		return err
 	}
 	probeAt := time.Since(t1)
 	time.Sleep(5 * time.Second)
+	quietAfter, quiet := c.waitQuiet(ctx)
 	got := writes.stop()
 	cpu2, rss2 := c.usage()
-	fmt.Printf("restart: ready=%v time-to-ready=%.2fs new-service-allocated-after=%.2fs writes-to-existing-objects=%d controller-cpu=%.2fs peak-rss=%.1fMB\n",
-		ready, readyAt.Seconds(), probeAt.Seconds(), got, cpu2, rss2)
-	return nil
+	fmt.Printf("restart: ready=%v time-to-ready=%.2fs new-service-allocated-after=%.2fs quiet=%v (after %.0fs) writes-to-existing-objects=%d controller-cpu=%.2fs peak-rss=%.1fMB\n",
+		ready, readyAt.Seconds(), probeAt.Seconds(), quiet, quietAfter.Seconds(), got, cpu2, rss2)
+	return ctx.Err()
 }
 
-func applyPool(dir, kubeconfig string) error {
+func applyPool(ctx context.Context, dir, kubeconfig string) error {
 	pool := `apiVersion: vipcast.io/v1alpha1
 kind: IPAddressPool
 metadata: {name: bench}
 spec: {addresses: ["198.19.0.0/16"]}
 `
-	cmd := exec.Command(filepath.Join(dir, "bin", "kubectl"), "--kubeconfig", kubeconfig, "apply", "-f", "-")
+	cmd := exec.CommandContext(ctx, filepath.Join(dir, "bin", "kubectl"), "--kubeconfig", kubeconfig, "apply", "-f", "-")
 	cmd.Stdin = strings.NewReader(pool)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("applying pool: %w: %s", err, out)
@@ -180,6 +216,13 @@ func waitAllAllocated(ctx context.Context, cs kubernetes.Interface, field string
 	return waitAll(ctx, cs, field, n, limit, func(s *corev1.Service) bool { return len(s.Status.LoadBalancer.Ingress) > 0 })
 }
 
+// waitAllAllocatedTrue waits until every Service's IPAllocated condition is True.
+func waitAllAllocatedTrue(ctx context.Context, cs kubernetes.Interface, n int, limit time.Duration) error {
+	return waitAll(ctx, cs, "", n, limit, func(s *corev1.Service) bool {
+		return meta.IsStatusConditionTrue(s.Status.Conditions, v1alpha1.ConditionIPAllocated)
+	})
+}
+
 // waitAllSettled waits until every Service also has its Announced condition: the first
 // controller's work is done, so a restart finds nothing left to write.
 func waitAllSettled(ctx context.Context, cs kubernetes.Interface, n int, limit time.Duration) error {
@@ -188,25 +231,25 @@ func waitAllSettled(ctx context.Context, cs kubernetes.Interface, n int, limit t
 	})
 }
 
-// waitAll waits until n Services (matching the field selector) satisfy done.
+// waitAll waits until n Services (matching the field selector) satisfy done: a list (page by
+// page), then a watch from it, again whenever the server closes the watch.
 func waitAll(ctx context.Context, cs kubernetes.Interface, field string, n int, limit time.Duration, ok func(*corev1.Service) bool) error {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	done := map[string]bool{}
 	for {
-		list, err := cs.CoreV1().Services(ns).List(ctx, metav1.ListOptions{FieldSelector: field})
-		if err != nil {
-			return fmt.Errorf("%d/%d allocated: %w", len(done), n, err)
-		}
-		for i := range list.Items {
-			if ok(&list.Items[i]) {
-				done[list.Items[i].Name] = true
+		rv, err := listEach(ctx, cs, field, func(s *corev1.Service) {
+			if ok(s) {
+				done[s.Name] = true
 			}
+		})
+		if err != nil {
+			return fmt.Errorf("%d/%d done: %w", len(done), n, err)
 		}
 		if len(done) >= n {
 			return nil
 		}
-		w, err := cs.CoreV1().Services(ns).Watch(ctx, metav1.ListOptions{FieldSelector: field, ResourceVersion: list.ResourceVersion})
+		w, err := cs.CoreV1().Services(ns).Watch(ctx, metav1.ListOptions{FieldSelector: field, ResourceVersion: rv})
 		if err != nil {
 			return fmt.Errorf("%d/%d allocated: %w", len(done), n, err)
 		}
@@ -220,8 +263,27 @@ func waitAll(ctx context.Context, cs kubernetes.Interface, field string, n int, 
 			}
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("only %d/%d Services allocated after %v", len(done), n, limit)
+			return fmt.Errorf("only %d/%d Services done after %v: %w", len(done), n, limit, ctx.Err())
 		}
+	}
+}
+
+// listEach lists the Services page by page, calls f on each, and returns the list's
+// resourceVersion (every page is of one snapshot).
+func listEach(ctx context.Context, cs kubernetes.Interface, field string, f func(*corev1.Service)) (string, error) {
+	opts := metav1.ListOptions{FieldSelector: field, Limit: listPage}
+	for {
+		list, err := cs.CoreV1().Services(ns).List(ctx, opts)
+		if err != nil {
+			return "", err
+		}
+		for i := range list.Items {
+			f(&list.Items[i])
+		}
+		if list.Continue == "" {
+			return list.ResourceVersion, nil
+		}
+		opts.Continue = list.Continue
 	}
 }
 
@@ -278,6 +340,7 @@ type controller struct {
 	cmd   *exec.Cmd
 	probe int
 	log   string
+	once  sync.Once
 }
 
 func startController(dir, kubeconfig string, port int) (*controller, error) {
@@ -294,8 +357,8 @@ func startController(dir, kubeconfig string, port int) (*controller, error) {
 	return &controller{cmd: cmd, probe: port + 1, log: logf.Name()}, nil
 }
 
-func (c *controller) waitReady(limit time.Duration) bool {
-	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+func (c *controller) waitReady(ctx context.Context, limit time.Duration) bool {
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline) && ctx.Err() == nil; time.Sleep(20 * time.Millisecond) {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", c.probe))
 		if err == nil {
 			_ = resp.Body.Close()
@@ -327,8 +390,31 @@ func (c *controller) usage() (cpu, rssMB float64) {
 	return cpu, rssMB
 }
 
+// waitQuiet waits until the controller uses under quietShare of a core over quietWindow,
+// for at most quietLimit, and says how long it waited and whether it was.
+func (c *controller) waitQuiet(ctx context.Context) (time.Duration, bool) {
+	start := time.Now()
+	for time.Since(start) < quietLimit && ctx.Err() == nil {
+		before, _ := c.usage()
+		time.Sleep(quietWindow)
+		if after, _ := c.usage(); after-before < quietShare*quietWindow.Seconds() {
+			return time.Since(start), true
+		}
+	}
+	return time.Since(start), false
+}
+
+const (
+	quietWindow = 2 * time.Second
+	quietShare  = 0.05
+	quietLimit  = 5 * time.Minute
+)
+
+// stop stops the controller (once; later calls do nothing).
 func (c *controller) stop() {
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	_ = c.cmd.Wait()
-	_ = os.Remove(c.log)
+	c.once.Do(func() {
+		_ = c.cmd.Process.Signal(syscall.SIGTERM)
+		_ = c.cmd.Wait()
+		_ = os.Remove(c.log)
+	})
 }
