@@ -94,7 +94,7 @@ func main() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go downOnSignal(cancel)
+	go downOnSignal(cancel, c.index)
 	sum, err := run(ctx, &c)
 	sum.print(os.Stdout, &c)
 	switch {
@@ -206,8 +206,9 @@ func track(l *lab.Lab) {
 
 // downOnSignal cancels the run on SIGINT or SIGTERM, so that it unwinds and takes its lab
 // down; on a second signal, or when unwinding takes longer than unwindTimeout, it takes the
-// lab down itself and exits.
-func downOnSignal(cancel context.CancelFunc) {
+// lab down itself (or removes whatever a lab with this index left, when none is up yet) and
+// exits.
+func downOnSignal(cancel context.CancelFunc, index int) {
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	s := <-sig
@@ -222,6 +223,8 @@ func downOnSignal(cancel context.CancelFunc) {
 	current.Unlock()
 	if l != nil {
 		l.Down(context.Background())
+	} else if err := lab.Cleanup(context.Background(), index); err != nil {
+		logf("%v", err)
 	}
 	os.Exit(130)
 }
