@@ -70,6 +70,7 @@ test: tools-test lab-deps verify lint build image-binaries ## Every test (as roo
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for a while (FUZZTIME, default 30s).
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $${FUZZTIME:-30s} ./internal/iprange/
+	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime $${FUZZTIME:-30s} ./internal/addrset/
 	$(GO) test -run XXX -fuzz FuzzParseRequestedIPs -fuzztime $${FUZZTIME:-30s} ./controller/internal/service/
 	$(GO) test -run XXX -fuzz FuzzARPFrame -fuzztime $${FUZZTIME:-30s} ./speaker/internal/layer2/
 	$(GO) test -run XXX -fuzz FuzzNDPMessage -fuzztime $${FUZZTIME:-30s} ./speaker/internal/layer2/
