@@ -6,7 +6,8 @@ import (
 
 // SpeakerStatus is written by the speaker of one node (the object is named after the node):
 // what it announces and how, and which speakers it sees alive. The controller reads them all
-// into each Service's Announced condition.
+// into each Service's Announced condition. The speaker writes it on change, at most once a
+// second.
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:scope=Cluster,shortName=spkst,categories=vipcast
 // +kubebuilder:subresource:status
@@ -36,12 +37,9 @@ const (
 	ModeBGP AnnouncementMode = "BGP"
 )
 
-// Announcement is one address a speaker announces.
-type Announcement struct {
-	// IP is the announced address.
-	// +required
-	// +kubebuilder:validation:MaxLength=45
-	IP string `json:"ip"`
+// AnnouncedSet is the addresses a speaker announces one way: in one mode, on the same
+// interfaces (L2) or to the same peers (BGP).
+type AnnouncedSet struct {
 	// Mode is L2 (ARP/NDP) or BGP.
 	// +required
 	Mode AnnouncementMode `json:"mode"`
@@ -50,32 +48,37 @@ type Announcement struct {
 	// +kubebuilder:validation:MaxItems=32
 	// +listType=atomic
 	Interfaces []InterfaceName `json:"interfaces,omitempty"`
-	// Peers are the BGPPeers whose established sessions carry the address (BGP).
+	// Peers are the BGPPeers whose established sessions carry the addresses (BGP; none: no
+	// session is established, so no router hears them).
 	// +optional
 	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=253
 	// +listType=atomic
 	Peers []string `json:"peers,omitempty"`
-	// Prefix is the announced prefix when it is wider than the address (BGP aggregation).
-	// +optional
-	// +kubebuilder:validation:MaxLength=49
-	Prefix string `json:"prefix,omitempty"`
-	// Services that hold the address, as namespace/name.
-	// +optional
-	// +kubebuilder:validation:MaxItems=64
-	// +listType=atomic
-	Services []string `json:"services,omitempty"`
+	// Count is the number of addresses in the set, for people and printing.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	Count int32 `json:"count"`
+	// Addresses are the set's addresses in vipcast's compact encoding (base64 in JSON; Go:
+	// github.com/vipcast/vipcast/internal/addrset): a version byte, then for IPv4 and for
+	// IPv6 a count and the sorted addresses as unsigned varints, the first address itself and
+	// each next one as its difference from the one before minus one.
+	// +required
+	// +kubebuilder:validation:MaxLength=1048576
+	Addresses []byte `json:"addresses"`
 }
 
 // SpeakerReport is what a speaker reports about itself.
 type SpeakerReport struct {
-	// Announcements are the addresses this node announces now.
+	// Announced are the addresses this node announces now, one set for each distinct mode,
+	// interfaces and peers, sorted by mode, then interfaces, then peers. An address announced
+	// both ways is in two sets. Which Services hold an address is in their status, not here.
 	// +optional
-	// +kubebuilder:validation:MaxItems=65536
-	// +listType=map
-	// +listMapKey=ip
-	// +listMapKey=mode
-	Announcements []Announcement `json:"announcements,omitempty"`
-	// AnnouncedCount is the number of announcements, for printing.
+	// +kubebuilder:validation:MaxItems=4096
+	// +listType=atomic
+	Announced []AnnouncedSet `json:"announced,omitempty"`
+	// AnnouncedCount is the number of addresses announced (the sets' counts summed: an address
+	// announced both ways counts twice), for printing.
 	// +optional
 	AnnouncedCount int32 `json:"announcedCount"`
 	// Members are the nodes whose speakers this speaker sees alive, itself included.

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
 	"github.com/vipcast/vipcast/controller/internal/app"
+	"github.com/vipcast/vipcast/internal/addrset"
 )
 
 // The Announced condition tells who announces a Service's address, from the speakers'
@@ -32,8 +34,8 @@ func TestAnnouncedCondition(t *testing.T) {
 
 	// A node with a speaker that reports the address.
 	node, st := createL2Speaker(t, "announced-node", "announced")
-	st.Status = v1alpha1.SpeakerReport{Members: []string{node.Name}, Announcements: []v1alpha1.Announcement{
-		{IP: ip, Mode: v1alpha1.ModeL2, Interfaces: []v1alpha1.InterfaceName{"eth0"}, Services: []string{ns + "/web"}}}}
+	st.Status = v1alpha1.SpeakerReport{Members: []string{node.Name}, AnnouncedCount: 1, Announced: []v1alpha1.AnnouncedSet{
+		announcedSet(v1alpha1.ModeL2, []v1alpha1.InterfaceName{"eth0"}, nil, netip.MustParseAddr(ip))}}
 	must(t, k8s.Status().Update(ctx, st))
 	c = waitAnnounced(t, ns, "web", metav1.ConditionTrue, "Announced")
 	if c.Message != "L2 from announced-node on eth0" {
@@ -41,7 +43,7 @@ func TestAnnouncedCondition(t *testing.T) {
 	}
 
 	// The speaker stops announcing (but is alive and selected): the node should, and has not.
-	st.Status.Announcements = nil
+	st.Status.Announced, st.Status.AnnouncedCount = nil, 0
 	must(t, k8s.Status().Update(ctx, st))
 	c = waitAnnounced(t, ns, "web", metav1.ConditionFalse, "Pending")
 	if !strings.Contains(c.Message, "announced-node") {
@@ -69,6 +71,11 @@ func waitAnnounced(t *testing.T, ns, name string, status metav1.ConditionStatus,
 		return c.Status == status && c.Reason == reason, c.Reason + ": " + c.Message
 	})
 	return got
+}
+
+// announcedSet is a SpeakerStatus's set of addrs announced one way.
+func announcedSet(mode v1alpha1.AnnouncementMode, ifs []v1alpha1.InterfaceName, peers []string, addrs ...netip.Addr) v1alpha1.AnnouncedSet {
+	return v1alpha1.AnnouncedSet{Mode: mode, Interfaces: ifs, Peers: peers, Count: int32(len(addrs)), Addresses: addrset.Encode(addrs)}
 }
 
 // createL2Speaker creates a Node, an L2Advertisement of the pool and the node's empty

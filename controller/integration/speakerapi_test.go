@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -10,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/internal/addrset"
 )
 
 // The speakers' kinds are validated by the API server from their schemas: what a user writes
@@ -20,10 +22,11 @@ func TestSpeakerKindsValidation(t *testing.T) {
 		mutate(&a.Spec)
 		return a
 	}
-	report := func(name string, ann v1alpha1.Announcement) *v1alpha1.SpeakerStatus {
+	report := func(name string, set v1alpha1.AnnouncedSet) *v1alpha1.SpeakerStatus {
 		return &v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: name},
-			Status: v1alpha1.SpeakerReport{Announcements: []v1alpha1.Announcement{ann}}}
+			Status: v1alpha1.SpeakerReport{Announced: []v1alpha1.AnnouncedSet{set}}}
 	}
+	addr := netip.MustParseAddr("192.0.2.1")
 	session := func(name string, s v1alpha1.BGPSessionStatus) *v1alpha1.SpeakerStatus {
 		return &v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: name},
 			Status: v1alpha1.SpeakerReport{Sessions: []v1alpha1.BGPSessionStatus{s}}}
@@ -50,13 +53,16 @@ func TestSpeakerKindsValidation(t *testing.T) {
 		{"a pool named twice", adv("l2-dup", func(s *v1alpha1.L2AdvertisementSpec) {
 			s.IPAddressPools = []string{"web", "web"}
 		}), "spec.ipAddressPools[1]"},
-		{"speaker status", report("node-a", v1alpha1.Announcement{IP: "192.0.2.1", Mode: v1alpha1.ModeL2, Interfaces: []v1alpha1.InterfaceName{"eth0"}}), ""},
+		{"speaker status", report("node-a", announcedSet(v1alpha1.ModeL2, []v1alpha1.InterfaceName{"eth0"}, nil, addr)), ""},
+		{"BGP set", report("node-e", announcedSet(v1alpha1.ModeBGP, nil, []string{"tor1", "tor2"}, addr, netip.MustParseAddr("2001:db8::1"))), ""},
 		{"L2 node selector In without values", adv("l2-sel-in", func(s *v1alpha1.L2AdvertisementSpec) {
 			s.NodeSelectors = []metav1.LabelSelector{{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "edge", Operator: metav1.LabelSelectorOpIn}}}}
 		}), "operators In and NotIn need values"},
 		{"session with a reason", session("node-c", v1alpha1.BGPSessionStatus{Peer: "tor", Reason: v1alpha1.SessionReasonSecretNotFound, Message: "Secret vipcast-system/bgp not found"}), ""},
 		{"session reason not CamelCase", session("node-d", v1alpha1.BGPSessionStatus{Peer: "tor", Reason: "secret not found"}), "status.sessions[0].reason"},
-		{"unknown announcement mode", report("node-b", v1alpha1.Announcement{IP: "192.0.2.1", Mode: "Carrier pigeon"}), "status.announcements[0].mode"},
+		{"unknown announcement mode", report("node-b", announcedSet("Carrier pigeon", nil, nil, addr)), "status.announced[0].mode"},
+		{"an empty set", report("node-f", v1alpha1.AnnouncedSet{Mode: v1alpha1.ModeL2, Addresses: addrset.Encode(nil)}), "status.announced[0].count"},
+		{"a set without addresses", report("node-g", v1alpha1.AnnouncedSet{Mode: v1alpha1.ModeL2, Count: 1}), "status.announced[0].addresses"},
 	} {
 		t.Run(tc.name, func(t *testing.T) { expectValidation(t, tc.obj, tc.want, createWithStatus) })
 	}

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
 	"github.com/vipcast/vipcast/controller/internal/app"
+	"github.com/vipcast/vipcast/internal/addrset"
 )
 
 // The two writers of a Service's status, the allocation (ingress + IPAllocated) and the
@@ -44,8 +46,9 @@ func TestStatusWritersNeverOverwriteEachOther(t *testing.T) {
 	node, st := createL2Speaker(t, "writers-node", "writers")
 	report := func(i int) {
 		t.Helper()
-		p := fmt.Sprintf(`{"status":{"members":[%q],"announcements":[{"ip":%q,"mode":"L2","interfaces":["e%d"],"services":[%q]}]}}`,
-			node.Name, addr(i), i, ns+"/web")
+		set := addrset.Encode([]netip.Addr{netip.MustParseAddr(addr(i))})
+		p := fmt.Sprintf(`{"status":{"members":[%q],"announced":[{"mode":"L2","interfaces":["e%d"],"count":1,"addresses":%q}]}}`,
+			node.Name, i, base64.StdEncoding.EncodeToString(set))
 		must(t, k8s.Status().Patch(ctx, st, client.RawPatch(types.MergePatchType, []byte(p))))
 	}
 	request := func(i int) {

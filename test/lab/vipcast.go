@@ -2,10 +2,13 @@ package lab
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/internal/addrset"
 )
 
 // Announcers lists the nodes whose SpeakerStatus says they announce addr over layer 2. A
@@ -17,9 +20,17 @@ func (l *Lab) Announcers(ctx context.Context, addr netip.Addr) ([]string, error)
 	}
 	var out []string
 	for _, st := range list.Items {
-		for _, a := range st.Status.Announcements {
-			if a.IP == addr.String() && a.Mode == v1alpha1.ModeL2 {
+		for _, set := range st.Status.Announced {
+			if set.Mode != v1alpha1.ModeL2 {
+				continue
+			}
+			addrs, err := addrset.Decode(set.Addresses)
+			if err != nil {
+				return nil, fmt.Errorf("SpeakerStatus %s: %w", st.Name, err)
+			}
+			if _, found := slices.BinarySearchFunc(addrs, addr, netip.Addr.Compare); found {
 				out = append(out, st.Name)
+				break
 			}
 		}
 	}

@@ -101,29 +101,6 @@ type announcer struct {
 	peers      []string // BGP
 }
 
-// Announcers maps each address to the live nodes announcing it, over layer 2 or over BGP
-// sessions that are established.
-func Announcers(statuses []v1alpha1.SpeakerStatus, live map[string]bool) map[netip.Addr][]announcer {
-	out := map[netip.Addr][]announcer{}
-	for _, st := range statuses {
-		if !live[st.Name] {
-			continue
-		}
-		for _, a := range st.Status.Announcements {
-			addr, err := netip.ParseAddr(a.IP)
-			if err != nil || (a.Mode == v1alpha1.ModeBGP && len(a.Peers) == 0) {
-				continue
-			}
-			an := announcer{node: st.Name, mode: a.Mode, peers: a.Peers}
-			for _, i := range a.Interfaces {
-				an.interfaces = append(an.interfaces, string(i))
-			}
-			out[addr] = append(out[addr], an)
-		}
-	}
-	return out
-}
-
 // Desired computes the Announced condition of a Service holding ips: True when every address
 // is announced by a live node ("L2 from node-b on eth0", "BGP from node-a, node-c to 2
 // peers"), else False with the planner's reason for the first address nobody announces.

@@ -8,16 +8,43 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/internal/addrset"
 	"github.com/vipcast/vipcast/internal/planner"
 )
 
+// status is node's report announcing ips over L2 on eth0.
 func status(node string, members []string, ips ...string) v1alpha1.SpeakerStatus {
 	st := v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: node}}
 	st.Status.Members = members
-	for _, ip := range ips {
-		st.Status.Announcements = append(st.Status.Announcements, v1alpha1.Announcement{IP: ip, Mode: v1alpha1.ModeL2, Interfaces: []v1alpha1.InterfaceName{"eth0"}})
+	if len(ips) > 0 {
+		st.Status.Announced = []v1alpha1.AnnouncedSet{set(v1alpha1.ModeL2, []string{"eth0"}, nil, ips...)}
 	}
 	return st
+}
+
+func set(mode v1alpha1.AnnouncementMode, ifs, peers []string, ips ...string) v1alpha1.AnnouncedSet {
+	s := v1alpha1.AnnouncedSet{Mode: mode, Peers: peers, Count: int32(len(ips))}
+	for _, i := range ifs {
+		s.Interfaces = append(s.Interfaces, v1alpha1.InterfaceName(i))
+	}
+	var addrs []netip.Addr
+	for _, ip := range ips {
+		addrs = append(addrs, netip.MustParseAddr(ip))
+	}
+	s.Addresses = addrset.Encode(addrs)
+	return s
+}
+
+// announcers indexes the reports and returns the live announcers of ips.
+func announcers(t *testing.T, statuses []v1alpha1.SpeakerStatus, ips ...netip.Addr) map[netip.Addr][]announcer {
+	t.Helper()
+	x := NewIndex()
+	for i := range statuses {
+		if _, err := x.Put(&statuses[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return x.view(ips).announced
 }
 
 func TestLiveSpeakers(t *testing.T) {
@@ -52,7 +79,7 @@ func TestLiveSpeakers(t *testing.T) {
 func TestDesired(t *testing.T) {
 	v4, v6 := netip.MustParseAddr("192.0.2.240"), netip.MustParseAddr("2001:db8::240")
 	statuses := []v1alpha1.SpeakerStatus{status("a", []string{"a", "b"}, "192.0.2.240"), status("b", []string{"a", "b"}, "2001:db8::240")}
-	ann := Announcers(statuses, LiveSpeakers(statuses))
+	ann := announcers(t, statuses, v4, v6)
 	c := Desired([]netip.Addr{v4, v6}, ann, nil, nil, 3)
 	if c.Status != metav1.ConditionTrue || c.Message != "192.0.2.240: L2 from a on eth0; 2001:db8::240: L2 from b on eth0" || c.ObservedGeneration != 3 {
 		t.Errorf("both announced: %+v", c)
@@ -82,16 +109,16 @@ func TestDesiredBGP(t *testing.T) {
 	vip := netip.MustParseAddr("203.0.113.5")
 	bgp := func(node string, peers ...string) v1alpha1.SpeakerStatus {
 		return v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: node}, Status: v1alpha1.SpeakerReport{
-			Members:       []string{"a", "b", "c"},
-			Announcements: []v1alpha1.Announcement{{IP: vip.String(), Mode: v1alpha1.ModeBGP, Peers: peers}}}}
+			Members:   []string{"a", "b", "c"},
+			Announced: []v1alpha1.AnnouncedSet{set(v1alpha1.ModeBGP, nil, peers, vip.String())}}}
 	}
 	statuses := []v1alpha1.SpeakerStatus{bgp("c", "tor1"), bgp("a", "tor1", "tor2"), bgp("b")}
-	c := Desired([]netip.Addr{vip}, Announcers(statuses, LiveSpeakers(statuses)), nil, nil, 1)
+	c := Desired([]netip.Addr{vip}, announcers(t, statuses, vip), nil, nil, 1)
 	if c.Status != metav1.ConditionTrue || c.Message != "BGP from a, c to 2 peers" {
 		t.Errorf("BGP from two nodes (b has no established session): %+v", c)
 	}
 	statuses = []v1alpha1.SpeakerStatus{bgp("b")}
-	c = Desired([]netip.Addr{vip}, Announcers(statuses, LiveSpeakers(statuses)), nil, map[netip.Addr]planner.Decision{vip: {Owner: "b over BGP"}}, 1)
+	c = Desired([]netip.Addr{vip}, announcers(t, statuses, vip), nil, map[netip.Addr]planner.Decision{vip: {Owner: "b over BGP"}}, 1)
 	if c.Status != metav1.ConditionFalse || c.Reason != ReasonPending || !strings.Contains(c.Message, "b over BGP") {
 		t.Errorf("no established session: %+v", c)
 	}
@@ -108,12 +135,12 @@ func TestDesiredConflict(t *testing.T) {
 	if len(cs) != 1 || len(cs[v4]) != 1 {
 		t.Fatalf("conflicts %+v: want the live node a's only", cs)
 	}
-	c := Desired([]netip.Addr{v4}, Announcers(statuses, live), cs, nil, 1)
+	c := Desired([]netip.Addr{v4}, announcers(t, statuses, v4), cs, nil, 1)
 	if c.Status != metav1.ConditionFalse || c.Reason != ReasonConflict || !strings.Contains(c.Message, "02:00:00:00:00:99 (a device that is no speaker)") || !strings.Contains(c.Message, "announced by a") {
 		t.Errorf("a foreign claim: %+v", c)
 	}
 	statuses[0].Status.Conflicts[0].Node = "b"
-	c = Desired([]netip.Addr{v4}, Announcers(statuses, live), Conflicts(statuses, live), nil, 1)
+	c = Desired([]netip.Addr{v4}, announcers(t, statuses, v4), Conflicts(statuses, live), nil, 1)
 	if !strings.Contains(c.Message, "(the speaker on b)") {
 		t.Errorf("a speaker's claim: %+v", c)
 	}

@@ -48,8 +48,30 @@ type Reconciler struct {
 	// Fence guards the condition's writes; nil allows them (no leader election).
 	Fence leader.Fence
 
+	// index holds the SpeakerStatuses as read once per change (made by SetupWithManager).
+	index *Index
+
 	mu          sync.Mutex
 	unannounced map[types.NamespacedName]bool // Services whose condition is False, for the gauge
+}
+
+// ingressIndex is the field index of Services by the addresses in their
+// status.loadBalancer.ingress, so a SpeakerStatus's change reaches the Services holding the
+// addresses that changed, shared ones included.
+const ingressIndex = "status.loadBalancer.ingress.ip"
+
+func ingressIPs(o client.Object) []string {
+	svc, ok := o.(*corev1.Service)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		if a, err := netip.ParseAddr(in.IP); err == nil {
+			out = append(out, a.String())
+		}
+	}
+	return out
 }
 
 // count keeps the vipcast_services_unannounced gauge: a Service is counted while its
@@ -68,31 +90,59 @@ func (r *Reconciler) count(key types.NamespacedName, unannounced bool) {
 	metrics.ServicesUnannounced.Set(float64(len(r.unannounced)))
 }
 
-// SetupWithManager watches Services (when their addresses change) and SpeakerStatuses (the
-// Services named in a report, before and after the change). The kinds only read for the
-// planner's reasons get their informers now, so they start and sync with the manager rather
-// than on a first reconcile.
+// SetupWithManager watches Services (when their addresses change) and SpeakerStatuses: each
+// report goes into the index once per change, and the Services holding the addresses whose
+// announcers changed are reconciled (found through the ingress field index). The kinds only
+// read for the planner's reasons get their informers now, so they start and sync with the
+// manager rather than on a first reconcile.
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	r.index = NewIndex()
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Service{}, ingressIndex, ingressIPs); err != nil {
+		return err
+	}
 	for _, obj := range []client.Object{&corev1.Node{}, &discoveryv1.EndpointSlice{}, &v1alpha1.L2Advertisement{}, &v1alpha1.BGPAdvertisement{}, &v1alpha1.BGPPeer{}, &v1alpha1.IPAddressPool{}} {
 		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
 			return err
 		}
 	}
+	type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
 	return ctrl.NewControllerManagedBy(mgr).Named("announced").
 		For(&corev1.Service{}, builder.WithPredicates(predicate.Funcs{UpdateFunc: ingressChanged})).
 		Watches(&v1alpha1.SpeakerStatus{}, handler.Funcs{
-			CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-				enqueueNamed(q, e.Object)
-			},
-			UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-				enqueueNamed(q, e.ObjectOld)
-				enqueueNamed(q, e.ObjectNew)
-			},
-			DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-				enqueueNamed(q, e.Object)
+			CreateFunc: func(ctx context.Context, e event.CreateEvent, q queue) { r.put(ctx, q, e.Object) },
+			UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q queue) { r.put(ctx, q, e.ObjectNew) },
+			DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q queue) {
+				changed, err := r.index.Delete(e.Object.GetName())
+				r.enqueueHolders(ctx, q, e.Object.GetName(), changed, err)
 			},
 		}).
 		Complete(r)
+}
+
+func (r *Reconciler) put(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], o client.Object) {
+	st, ok := o.(*v1alpha1.SpeakerStatus)
+	if !ok {
+		return
+	}
+	changed, err := r.index.Put(st)
+	r.enqueueHolders(ctx, q, st.Name, changed, err)
+}
+
+// enqueueHolders queues the Services holding the changed addresses.
+func (r *Reconciler) enqueueHolders(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], node string, changed []netip.Addr, err error) {
+	if err != nil {
+		log.FromContext(ctx).Error(err, "Reading a SpeakerStatus failed; its unreadable sets count as empty", "node", node)
+	}
+	for _, a := range changed {
+		var svcs corev1.ServiceList
+		if err := r.Client.List(ctx, &svcs, client.MatchingFields{ingressIndex: a.String()}, client.UnsafeDisableDeepCopy); err != nil {
+			log.FromContext(ctx).Error(err, "Listing the Services of an address failed", "ip", a.String())
+			continue
+		}
+		for i := range svcs.Items {
+			q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&svcs.Items[i])})
+		}
+	}
 }
 
 func ingressChanged(e event.UpdateEvent) bool {
@@ -104,29 +154,6 @@ func ingressChanged(e event.UpdateEvent) bool {
 	return !slices.EqualFunc(o.Status.LoadBalancer.Ingress, n.Status.LoadBalancer.Ingress, func(a, b corev1.LoadBalancerIngress) bool { return a.IP == b.IP }) ||
 		meta.FindStatusCondition(n.Status.Conditions, v1alpha1.ConditionAnnounced) == nil && len(n.Status.LoadBalancer.Ingress) > 0 ||
 		o.Spec.ExternalTrafficPolicy != n.Spec.ExternalTrafficPolicy
-}
-
-func enqueueNamed(q workqueue.TypedRateLimitingInterface[reconcile.Request], o client.Object) {
-	st, ok := o.(*v1alpha1.SpeakerStatus)
-	if !ok {
-		return
-	}
-	for _, a := range st.Status.Announcements {
-		for _, key := range a.Services {
-			if ns, name, ok := cut(key); ok {
-				q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}})
-			}
-		}
-	}
-}
-
-func cut(key string) (string, string, bool) {
-	for i := range key {
-		if key[i] == '/' {
-			return key[:i], key[i+1:], true
-		}
-	}
-	return "", "", false
 }
 
 // Reconcile computes the condition and applies it when it differs.
@@ -148,17 +175,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		r.count(req.NamespacedName, false)
 		return reconcile.Result{}, nil
 	}
-	var statuses v1alpha1.SpeakerStatusList
-	if err := r.Client.List(ctx, &statuses); err != nil {
-		return reconcile.Result{}, err
-	}
-	live := LiveSpeakers(statuses.Items)
-	announced := Announcers(statuses.Items, live)
-	decisions, err := r.plan(ctx, &svc, live, Links(statuses.Items, live), ips, announced)
+	v := r.index.view(ips)
+	decisions, err := r.plan(ctx, &svc, v, ips)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	want := Desired(ips, announced, Conflicts(statuses.Items, live), decisions, svc.Generation)
+	want := Desired(ips, v.announced, Conflicts(v.reports, v.live), decisions, svc.Generation)
 	r.count(req.NamespacedName, want.Status == metav1.ConditionFalse)
 	if have := meta.FindStatusCondition(svc.Status.Conditions, want.Type); have != nil &&
 		have.Status == want.Status && have.Reason == want.Reason && have.Message == want.Message {
@@ -188,15 +210,15 @@ const conflictRetry = 20 * time.Millisecond
 
 // plan asks the planner about this Service's unannounced addresses only (a fully announced
 // Service needs no explanation).
-func (r *Reconciler) plan(ctx context.Context, svc *corev1.Service, live map[string]bool, links map[string][]planner.Link, ips []netip.Addr, announced map[netip.Addr][]announcer) (map[netip.Addr]planner.Decision, error) {
+func (r *Reconciler) plan(ctx context.Context, svc *corev1.Service, v view, ips []netip.Addr) (map[netip.Addr]planner.Decision, error) {
 	missing := false
 	for _, ip := range ips {
-		missing = missing || len(announced[ip]) == 0
+		missing = missing || len(v.announced[ip]) == 0
 	}
 	if !missing {
 		return nil, nil
 	}
-	objs := planner.Objects{Services: []corev1.Service{*svc}, LBClass: r.Class, Members: live, Links: links}
+	objs := planner.Objects{Services: []corev1.Service{*svc}, LBClass: r.Class, Members: v.live, Links: Links(v.reports, v.live)}
 	var nodes corev1.NodeList
 	var pools v1alpha1.IPAddressPoolList
 	var ads v1alpha1.L2AdvertisementList

@@ -1,8 +1,11 @@
 package app
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -14,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/internal/addrset"
 	"github.com/vipcast/vipcast/speaker/internal/host"
 )
 
@@ -43,20 +47,7 @@ type report struct {
 
 func (r report) status() v1alpha1.SpeakerReport {
 	out := v1alpha1.SpeakerReport{Members: slices.Sorted(maps.Keys(r.members)), AnnouncedCount: int32(len(r.mine)), Sessions: r.sessions, Conflicts: r.conflicts}
-	keys := slices.SortedFunc(maps.Keys(r.mine), func(a, b annKey) int {
-		if c := a.addr.Compare(b.addr); c != 0 {
-			return c
-		}
-		return strings.Compare(string(a.mode), string(b.mode))
-	})
-	for _, k := range keys {
-		a := r.mine[k]
-		an := v1alpha1.Announcement{IP: k.addr.String(), Mode: k.mode, Services: a.services, Peers: a.peers, Prefix: a.prefix}
-		for _, i := range a.interfaces {
-			an.Interfaces = append(an.Interfaces, v1alpha1.InterfaceName(i))
-		}
-		out.Announcements = append(out.Announcements, an)
-	}
+	out.Announced = announcedSets(r.mine)
 	for _, l := range r.links {
 		si := v1alpha1.SpeakerInterface{Name: v1alpha1.InterfaceName(l.Name), MAC: l.MAC.String()}
 		for _, p := range l.Prefixes {
@@ -65,6 +56,53 @@ func (r report) status() v1alpha1.SpeakerReport {
 		out.Interfaces = append(out.Interfaces, si)
 	}
 	return out
+}
+
+// announcedSets groups the announcements by mode, interfaces and peers (each sorted), one
+// set each with its addresses encoded, sorted by mode, interfaces, peers. Services and the
+// BGP aggregate are not reported: the controller finds a Service by its address.
+func announcedSets(mine map[annKey]announcement) []v1alpha1.AnnouncedSet {
+	type group struct {
+		mode              v1alpha1.AnnouncementMode
+		interfaces, peers []string
+		addrs             []netip.Addr
+	}
+	type groupKey struct {
+		mode              v1alpha1.AnnouncementMode
+		interfaces, peers string
+	}
+	groups := map[groupKey]*group{}
+	for k, a := range mine {
+		ifs, peers := slices.Sorted(slices.Values(a.interfaces)), slices.Sorted(slices.Values(a.peers))
+		key := groupKey{k.mode, strings.Join(ifs, "\x00"), strings.Join(peers, "\x00")}
+		g := groups[key]
+		if g == nil {
+			g = &group{mode: k.mode, interfaces: ifs, peers: peers}
+			groups[key] = g
+		}
+		g.addrs = append(g.addrs, k.addr)
+	}
+	sorted := slices.SortedFunc(maps.Values(groups), func(a, b *group) int {
+		return cmp.Or(cmp.Compare(a.mode, b.mode), slices.Compare(a.interfaces, b.interfaces), slices.Compare(a.peers, b.peers))
+	})
+	var out []v1alpha1.AnnouncedSet
+	for _, g := range sorted {
+		set := v1alpha1.AnnouncedSet{Mode: g.mode, Peers: g.peers, Count: int32(len(g.addrs)), Addresses: addrset.Encode(g.addrs)}
+		for _, i := range g.interfaces {
+			set.Interfaces = append(set.Interfaces, v1alpha1.InterfaceName(i))
+		}
+		out = append(out, set)
+	}
+	return out
+}
+
+// sameSets tells whether two reports announce the same: the encodings compare, as every set
+// has one.
+func sameSets(a, b []v1alpha1.AnnouncedSet) bool {
+	return slices.EqualFunc(a, b, func(x, y v1alpha1.AnnouncedSet) bool {
+		return x.Mode == y.Mode && x.Count == y.Count && slices.Equal(x.Interfaces, y.Interfaces) &&
+			slices.Equal(x.Peers, y.Peers) && bytes.Equal(x.Addresses, y.Addresses)
+	})
 }
 
 // sameConditions tells whether the conditions say the same (times aside).
@@ -77,7 +115,7 @@ func sameConditions(a, b []metav1.Condition) bool {
 func (w *statusWriter) write(ctx context.Context, r report) {
 	want := r.status()
 	if r.keep && w.last != nil {
-		want.Announcements, want.AnnouncedCount, want.Sessions, want.Conflicts = w.last.Announcements, w.last.AnnouncedCount, w.last.Sessions, w.last.Conflicts
+		want.Announced, want.AnnouncedCount, want.Sessions, want.Conflicts = w.last.Announced, w.last.AnnouncedCount, w.last.Sessions, w.last.Conflicts
 	}
 	var conds []metav1.Condition
 	if w.last != nil {
@@ -87,7 +125,7 @@ func (w *statusWriter) write(ctx context.Context, r report) {
 		meta.SetStatusCondition(&conds, r.ready)
 		meta.SetStatusCondition(&conds, conflictCondition(want.Conflicts))
 	}
-	if w.last != nil && equality.Semantic.DeepEqual(want.Announcements, w.last.Announcements) &&
+	if w.last != nil && sameSets(want.Announced, w.last.Announced) &&
 		equality.Semantic.DeepEqual(want.Sessions, w.last.Sessions) && slices.Equal(want.Members, w.last.Members) &&
 		equality.Semantic.DeepEqual(want.Interfaces, w.last.Interfaces) && equality.Semantic.DeepEqual(want.Conflicts, w.last.Conflicts) &&
 		sameConditions(conds, w.last.Conditions) {

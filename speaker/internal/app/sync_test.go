@@ -350,8 +350,8 @@ func TestSyncFailureIsNotReady(t *testing.T) {
 	if err := h.c.Get(t.Context(), client.ObjectKey{Name: "a"}, &st); err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Status.Announcements) != 0 {
-		t.Errorf("reports %+v although its interface would not open", st.Status.Announcements)
+	if len(st.Status.Announced) != 0 {
+		t.Errorf("reports %+v although its interface would not open", st.Status.Announced)
 	}
 }
 
