@@ -8,12 +8,15 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
@@ -21,14 +24,35 @@ import (
 	"github.com/vipcast/vipcast/speaker/internal/host"
 )
 
+// statusInterval is the least time between two writes of the SpeakerStatus: a plan loop that
+// runs many times a second (a flapping session, a rolling update, a burst of Services) writes
+// at most once a second, the last report of that second.
+const statusInterval = time.Second
+
+// statusTimeout bounds the write of a held report, which runs outside the plan loop.
+const statusTimeout = 5 * time.Second
+
 // statusWriter keeps SpeakerStatus/<node> equal to what the speaker does, writing only on
-// change.
+// change and at most once every statusInterval: a changed report that comes sooner is held
+// and written by a timer when the interval is over (a newer report replaces it meanwhile; one
+// equal to what is written drops it). writeNow writes at once, for the last reports on stop.
+// The zero value (with node, clients and log) is ready; safe for concurrent use.
 type statusWriter struct {
 	node   string
 	client client.Client
 	reader client.Reader
 	log    logr.Logger
-	last   *v1alpha1.SpeakerReport
+	// clock paces the writes (nil: the real clock).
+	clock clock.WithDelayedExecution
+
+	mu sync.Mutex
+	// last is the report as last written, wrote when it was last tried.
+	last  *v1alpha1.SpeakerReport
+	wrote time.Time
+	// held is the report waiting for due, when timer writes it.
+	held  *v1alpha1.SpeakerReport
+	due   time.Time
+	timer clock.Timer
 }
 
 // report is what the speaker tells of itself. The zero report (a stopped speaker) claims
@@ -112,25 +136,109 @@ func sameConditions(a, b []metav1.Condition) bool {
 	})
 }
 
+// sameReport tells whether two reports say the same (condition times aside).
+func sameReport(a, b *v1alpha1.SpeakerReport) bool {
+	return sameSets(a.Announced, b.Announced) && a.AnnouncedCount == b.AnnouncedCount &&
+		equality.Semantic.DeepEqual(a.Sessions, b.Sessions) && slices.Equal(a.Members, b.Members) &&
+		equality.Semantic.DeepEqual(a.Interfaces, b.Interfaces) && equality.Semantic.DeepEqual(a.Conflicts, b.Conflicts) &&
+		sameConditions(a.Conditions, b.Conditions)
+}
+
+// write writes r when it changes what was written, at once or, within statusInterval of the
+// last write, when the interval is over.
 func (w *statusWriter) write(ctx context.Context, r report) {
-	want := r.status()
-	if r.keep && w.last != nil {
-		want.Announced, want.AnnouncedCount, want.Sessions, want.Conflicts = w.last.Announced, w.last.AnnouncedCount, w.last.Sessions, w.last.Conflicts
-	}
-	var conds []metav1.Condition
-	if w.last != nil {
-		conds = slices.Clone(w.last.Conditions)
-	}
-	if r.ready.Type != "" {
-		meta.SetStatusCondition(&conds, r.ready)
-		meta.SetStatusCondition(&conds, conflictCondition(want.Conflicts))
-	}
-	if w.last != nil && sameSets(want.Announced, w.last.Announced) &&
-		equality.Semantic.DeepEqual(want.Sessions, w.last.Sessions) && slices.Equal(want.Members, w.last.Members) &&
-		equality.Semantic.DeepEqual(want.Interfaces, w.last.Interfaces) && equality.Semantic.DeepEqual(want.Conflicts, w.last.Conflicts) &&
-		sameConditions(conds, w.last.Conditions) {
+	w.submit(ctx, r, false)
+}
+
+// writeNow writes r at once when it changes what was written, whenever the last write was,
+// and drops any held report: for the speaker's last reports as it stops (Restarting,
+// Stopped), after which no plan follows.
+func (w *statusWriter) writeNow(ctx context.Context, r report) {
+	w.submit(ctx, r, true)
+}
+
+func (w *statusWriter) submit(ctx context.Context, r report, now bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	want := w.compose(r)
+	if w.last != nil && sameReport(&want, w.last) {
+		w.drop()
 		return
 	}
+	t := w.clk().Now()
+	if due := w.wrote.Add(statusInterval); !now && !w.wrote.IsZero() && t.Before(due) {
+		if w.held == nil {
+			w.due = due
+			w.arm(due.Sub(t))
+		}
+		w.held = &want
+		return
+	}
+	w.drop()
+	w.put(ctx, want, t)
+}
+
+// compose is the report to write for r: its conditions set on the latest report's (held or
+// written), and with keep that report's announcements, sessions and conflicts.
+func (w *statusWriter) compose(r report) v1alpha1.SpeakerReport {
+	want := r.status()
+	base := w.held
+	if base == nil {
+		base = w.last
+	}
+	if r.keep && base != nil {
+		want.Announced, want.AnnouncedCount, want.Sessions, want.Conflicts = base.Announced, base.AnnouncedCount, base.Sessions, base.Conflicts
+	}
+	if base != nil {
+		want.Conditions = slices.Clone(base.Conditions)
+	}
+	if r.ready.Type != "" {
+		meta.SetStatusCondition(&want.Conditions, r.ready)
+		meta.SetStatusCondition(&want.Conditions, conflictCondition(want.Conflicts))
+	}
+	return want
+}
+
+func (w *statusWriter) clk() clock.WithDelayedExecution {
+	if w.clock == nil {
+		return clock.RealClock{}
+	}
+	return w.clock
+}
+
+// arm sets a timer that writes the held report after d (a new one each time: a fake clock's
+// timer fires only once).
+func (w *statusWriter) arm(d time.Duration) {
+	w.timer = w.clk().AfterFunc(d, w.writeHeld)
+}
+
+// drop forgets the held report.
+func (w *statusWriter) drop() {
+	if w.held != nil {
+		w.held = nil
+		w.timer.Stop()
+	}
+}
+
+// writeHeld writes the held report, from the timer. It reads no clock: a fake clock calls it
+// while holding its own lock.
+func (w *statusWriter) writeHeld() {
+	ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
+	defer cancel()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.held == nil {
+		return
+	}
+	want := *w.held
+	w.held = nil
+	w.put(ctx, want, w.due)
+}
+
+// put writes want, its conditions set on the stored ones, at t. A failed write is tried again
+// with the next report.
+func (w *statusWriter) put(ctx context.Context, want v1alpha1.SpeakerReport, t time.Time) {
+	w.wrote = t
 	var st v1alpha1.SpeakerStatus
 	err := w.reader.Get(ctx, client.ObjectKey{Name: w.node}, &st)
 	if apierrors.IsNotFound(err) {
@@ -142,7 +250,7 @@ func (w *statusWriter) write(ctx context.Context, r report) {
 		return
 	}
 	have := st.Status.Conditions
-	for _, c := range conds {
+	for _, c := range want.Conditions {
 		c.ObservedGeneration = st.Generation
 		meta.SetStatusCondition(&have, c)
 	}

@@ -1,10 +1,22 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
 	"github.com/vipcast/vipcast/internal/addrset"
@@ -52,5 +64,94 @@ func TestAnnouncedSets(t *testing.T) {
 	delete(mine, annKey{b, v1alpha1.ModeBGP})
 	if sameSets(announcedSets(mine), got) {
 		t.Error("a set less compares the same")
+	}
+}
+
+// The writer paces itself: at most one write a second, the last report of the second
+// written when it is over, nothing when the reports come back to what is written, and the
+// last reports on stop at once.
+func TestStatusPacing(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	var updates atomic.Int32
+	c := fake.NewClientBuilder().WithScheme(scheme).WithStatusSubresource(&v1alpha1.SpeakerStatus{}).
+		WithInterceptorFuncs(interceptor.Funcs{SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, o client.Object, opts ...client.SubResourceUpdateOption) error {
+			updates.Add(1)
+			return c.SubResource(sub).Update(ctx, o, opts...)
+		}}).Build()
+	clk := clocktesting.NewFakeClock(clockT0)
+	w := &statusWriter{node: "a", client: c, reader: c, log: testr.New(t), clock: clk}
+	ctx := t.Context()
+	applied := metav1.Condition{Type: ConditionReady, Status: metav1.ConditionTrue, Reason: ReasonApplied, Message: "applied"}
+	plan := func(n int) report {
+		mine := map[annKey]announcement{}
+		a := netip.MustParseAddr("192.0.2.1")
+		for range n {
+			mine[annKey{a, v1alpha1.ModeBGP}] = announcement{mode: v1alpha1.ModeBGP, peers: []string{"tor"}}
+			a = a.Next()
+		}
+		return report{mine: mine, members: map[string]bool{"a": true}, ready: applied}
+	}
+	stored := func() v1alpha1.SpeakerReport {
+		t.Helper()
+		var st v1alpha1.SpeakerStatus
+		if err := c.Get(ctx, client.ObjectKey{Name: "a"}, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Status
+	}
+	expect := func(step string, writes, announced int32) {
+		t.Helper()
+		if got, st := updates.Load(), stored(); got != writes || st.AnnouncedCount != announced {
+			t.Errorf("%s: %d writes, %d announced; want %d, %d", step, got, st.AnnouncedCount, writes, announced)
+		}
+	}
+
+	w.write(ctx, plan(1))
+	expect("the first report", 1, 1)
+	w.write(ctx, plan(1))
+	expect("the same report again", 1, 1)
+	clk.Step(300 * time.Millisecond)
+	w.write(ctx, plan(2))
+	clk.Step(300 * time.Millisecond)
+	w.write(ctx, plan(3))
+	expect("two changes within the second", 1, 1)
+	clk.Step(400 * time.Millisecond)
+	expect("the second over", 2, 3)
+
+	clk.Step(2 * time.Second)
+	w.write(ctx, plan(4))
+	expect("a change after a quiet second", 3, 4)
+	clk.Step(100 * time.Millisecond)
+	w.write(ctx, plan(5))
+	w.write(ctx, plan(4))
+	clk.Step(time.Second)
+	expect("a change undone within the second", 3, 4)
+
+	w.write(ctx, plan(6))
+	expect("a change a second after the last write", 4, 6)
+	// A plan fails while a change is held: the held announcements stay, Ready turns False.
+	clk.Step(100 * time.Millisecond)
+	w.write(ctx, plan(7))
+	failed := plan(1)
+	failed.keep, failed.ready = true, metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonSyncFailed, Message: "the API server is gone"}
+	w.write(ctx, failed)
+	clk.Step(time.Second)
+	expect("a failed plan after a change", 5, 7)
+	if r := meta.FindStatusCondition(stored().Conditions, ConditionReady); r == nil || r.Reason != ReasonSyncFailed {
+		t.Errorf("Ready: %+v", r)
+	}
+
+	// Stopping: the last reports go at once, and nothing held follows them.
+	clk.Step(100 * time.Millisecond)
+	w.write(ctx, plan(8))
+	w.writeNow(ctx, report{ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonStopped, Message: "the speaker stopped"}})
+	expect("stopped", 6, 0)
+	clk.Step(2 * time.Second)
+	expect("after the stop", 6, 0)
+	if r := meta.FindStatusCondition(stored().Conditions, ConditionReady); r == nil || r.Reason != ReasonStopped {
+		t.Errorf("Ready: %+v", r)
 	}
 }

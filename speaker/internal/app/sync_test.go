@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/events"
+	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -142,7 +143,7 @@ func newHarness(t *testing.T, fail bool, objs ...client.Object) *harness {
 	h.s = &speaker{node: "a", port: 7946, client: c, reader: c, cluster: h.cluster, ann: h.l2, host: &fakeHost{links: []host.Link{lanA}},
 		recorder: h.rec, log: log, resync: time.Minute, leave: time.Second, joinTimeout: 10 * time.Second, handover: time.Second,
 		now: func() time.Time { return h.now }, bgp: fakeBGP{}, trigger: make(chan struct{}, 1), started: clockT0,
-		pending: map[netip.Addr]time.Time{}, m: testMetrics(), status: &statusWriter{node: "a", client: c, reader: c, log: log}}
+		pending: map[netip.Addr]time.Time{}, m: testMetrics(), status: &statusWriter{node: "a", client: c, reader: c, log: log, clock: clocktesting.NewFakeClock(clockT0)}}
 	h.s.conflicts = newConflictLog(h.s.poke)
 	t.Cleanup(func() {
 		if h.s.wake != nil {
@@ -162,8 +163,11 @@ func testMetrics() *metrics {
 		servicePlans: prometheus.NewCounter(prometheus.CounterOpts{Name: "sp"})}
 }
 
+// condition reads a condition of the SpeakerStatus, the report held back by the writer's
+// pacing written first.
 func (h *harness) condition(t *testing.T, typ string) *metav1.Condition {
 	t.Helper()
+	h.s.status.writeHeld()
 	var st v1alpha1.SpeakerStatus
 	if err := h.c.Get(t.Context(), client.ObjectKey{Name: "a"}, &st); err != nil {
 		t.Fatal(err)
