@@ -2,6 +2,7 @@ package announce
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -71,22 +72,25 @@ func Links(statuses []v1alpha1.SpeakerStatus, live map[string]bool) map[string][
 // lists its node alive, or when it is the only current report. So a node that lost power,
 // whose last report still lists everyone, is not read once the others stop listing it.
 func LiveSpeakers(statuses []v1alpha1.SpeakerStatus) map[string]bool {
-	var current []*v1alpha1.SpeakerStatus
+	current := map[string]bool{}
 	for i := range statuses {
 		if len(statuses[i].Status.Members) > 0 {
-			current = append(current, &statuses[i])
+			current[statuses[i].Name] = true
 		}
 	}
 	live := map[string]bool{}
 	if len(current) == 1 {
-		live[current[0].Name] = true
+		maps.Copy(live, current)
 		return live
 	}
-	for _, x := range current {
-		for _, y := range current {
-			if y != x && slices.Contains(y.Status.Members, x.Name) {
-				live[x.Name] = true
-				break
+	for i := range statuses {
+		st := &statuses[i]
+		if !current[st.Name] {
+			continue
+		}
+		for _, m := range st.Status.Members {
+			if m != st.Name && current[m] {
+				live[m] = true
 			}
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
@@ -38,7 +39,7 @@ type nodeReport struct {
 }
 
 // indexedSet is one announced set of a node: the announcer it makes of each of its
-// addresses, and its encoding (shared with the informer's copy, never written) to tell an
+// addresses, and its encoding (the informer's bytes, never written) to tell an
 // unchanged set without decoding it.
 type indexedSet struct {
 	announcer
@@ -59,9 +60,10 @@ func (x *Index) Put(st *v1alpha1.SpeakerStatus) ([]netip.Addr, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	old := x.nodes[st.Name]
-	// The informer's objects are never written, so the report shares their slices.
-	now := &nodeReport{report: v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: st.Name}, Status: st.Status}}
-	now.report.Status.Announced = nil
+	// What LiveSpeakers, Links and Conflicts read. The informer's objects are never written,
+	// so the report shares their slices.
+	now := &nodeReport{report: v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: st.Name}, Status: v1alpha1.SpeakerReport{
+		Members: st.Status.Members, Interfaces: st.Status.Interfaces, Conflicts: st.Status.Conflicts}}}
 	for _, s := range st.Status.Announced {
 		is := &indexedSet{announcer: announcer{node: st.Name, mode: s.Mode, peers: s.Peers}, encoded: s.Addresses}
 		for _, i := range s.Interfaces {
@@ -72,7 +74,7 @@ func (x *Index) Put(st *v1alpha1.SpeakerStatus) ([]netip.Addr, error) {
 	}
 	changed, err := x.replace(st.Name, old, now)
 	x.nodes[st.Name] = now
-	return x.relive(changed, old, now), err
+	return x.relive(st.Name, changed, old, now), err
 }
 
 // Delete forgets a node's report and returns the addresses that changed, as Put does.
@@ -85,107 +87,144 @@ func (x *Index) Delete(node string) ([]netip.Addr, error) {
 	}
 	changed, err := x.replace(node, old, nil)
 	delete(x.nodes, node)
-	return x.relive(changed, old, nil), err
+	return x.relive(node, changed, old, nil), err
 }
 
 // replace swaps a node's sets in byAddr and returns the addresses whose announcement by this
-// node changed. A set found unchanged (same key, same encoding) keeps its place without being
-// decoded; the others are decoded, the old ones to remove their addresses, the new ones to
-// add theirs; an address removed and added under the same key did not change.
+// node changed. A new set takes the place of an old one of the same key (mode, interfaces,
+// peers): an equal encoding is not decoded at all, another is merged with the old one so
+// that only the addresses that entered or left it change. The other sets are decoded whole,
+// the old ones to remove their addresses, the new ones to add theirs.
 func (x *Index) replace(node string, old, now *nodeReport) (map[netip.Addr]bool, error) {
 	var errs []error
-	kept := map[*indexedSet]bool{}
-	removed := map[netip.Addr][]string{} // address → keys of the sets it left
-	if old != nil {
-		byKey := map[string][]*indexedSet{}
-		for _, s := range old.sets {
-			byKey[s.key] = append(byKey[s.key], s)
-		}
-		if now != nil {
-			for i, s := range now.sets {
-				for _, o := range byKey[s.key] {
-					if !kept[o] && bytes.Equal(o.encoded, s.encoded) {
-						now.sets[i], kept[o] = o, true
-						break
-					}
-				}
-			}
-		}
-		for _, s := range old.sets {
-			if kept[s] {
-				continue
-			}
-			addrs, _ := addrset.Decode(s.encoded) // an old set that did not decode added nothing
-			for _, a := range addrs {
-				x.byAddr[a] = slices.DeleteFunc(x.byAddr[a], func(o *indexedSet) bool { return o == s })
-				if len(x.byAddr[a]) == 0 {
-					delete(x.byAddr, a)
-				}
-				removed[a] = append(removed[a], s.key)
-			}
-		}
-	}
 	changed := map[netip.Addr]bool{}
+	var gone []*indexedSet
+	if old != nil {
+		gone = slices.Clone(old.sets)
+	}
+	var added []*indexedSet
 	if now != nil {
-		for _, s := range now.sets {
-			if kept[s] {
+		for i, s := range now.sets {
+			j := slices.IndexFunc(gone, func(o *indexedSet) bool { return o.key == s.key })
+			if j < 0 {
+				added = append(added, s)
 				continue
 			}
-			addrs, err := addrset.Decode(s.encoded)
+			o := gone[j]
+			gone = slices.Delete(gone, j, j+1)
+			now.sets[i] = o // same announcer: keeps its place in byAddr
+			if bytes.Equal(o.encoded, s.encoded) {
+				continue
+			}
+			before, _ := addrset.Decode(o.encoded) // an old set that did not decode added nothing
+			after, err := addrset.Decode(s.encoded)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("SpeakerStatus %s: a set of %s addresses: %w", node, s.mode, err))
-				continue
 			}
-			for _, a := range addrs {
-				x.byAddr[a] = append(x.byAddr[a], s)
-				if i := slices.Index(removed[a], s.key); i >= 0 {
-					removed[a] = slices.Delete(removed[a], i, i+1)
-				} else {
-					changed[a] = true
-				}
-			}
+			o.encoded = s.encoded
+			mergeSorted(before, after, func(a netip.Addr) {
+				x.unref(a, o)
+				changed[a] = true
+			}, func(a netip.Addr) {
+				x.byAddr[a] = append(x.byAddr[a], o)
+				changed[a] = true
+			})
 		}
 	}
-	for a, keys := range removed {
-		if len(keys) > 0 {
+	for _, o := range gone {
+		addrs, _ := addrset.Decode(o.encoded)
+		for _, a := range addrs {
+			x.unref(a, o)
+			changed[a] = true
+		}
+	}
+	for _, s := range added {
+		addrs, err := addrset.Decode(s.encoded)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("SpeakerStatus %s: a set of %s addresses: %w", node, s.mode, err))
+			continue
+		}
+		for _, a := range addrs {
+			x.byAddr[a] = append(x.byAddr[a], s)
 			changed[a] = true
 		}
 	}
 	return changed, errors.Join(errs...)
 }
 
-// relive recomputes the live speakers after a node's report changed from old to now (nil:
-// none) and returns the addresses that changed for the Services: the node's own changes if it
-// was or is live, every address of a node that turned live or not, and the addresses whose
-// conflicts changed.
-func (x *Index) relive(changed map[netip.Addr]bool, old, now *nodeReport) []netip.Addr {
-	x.reports = x.reports[:0:0]
-	for _, name := range slices.Sorted(maps.Keys(x.nodes)) {
-		x.reports = append(x.reports, x.nodes[name].report)
+// unref takes set s off address a.
+func (x *Index) unref(a netip.Addr, s *indexedSet) {
+	if left := slices.DeleteFunc(x.byAddr[a], func(o *indexedSet) bool { return o == s }); len(left) > 0 {
+		x.byAddr[a] = left
+	} else {
+		delete(x.byAddr, a)
 	}
-	live := LiveSpeakers(x.reports)
-	node := ""
+}
+
+// mergeSorted walks two sorted address lists and calls onlyBefore and onlyAfter for the
+// addresses in one of them only.
+func mergeSorted(before, after []netip.Addr, onlyBefore, onlyAfter func(netip.Addr)) {
+	i, j := 0, 0
+	for i < len(before) || j < len(after) {
+		switch {
+		case j == len(after) || i < len(before) && before[i].Less(after[j]):
+			onlyBefore(before[i])
+			i++
+		case i == len(before) || after[j].Less(before[i]):
+			onlyAfter(after[j])
+			j++
+		default:
+			i++
+			j++
+		}
+	}
+}
+
+// relive follows a node's report from old to now (nil: none) in the reports and the live
+// speakers, and returns the addresses that changed for the Services: the node's own changes if
+// it was or is live, those whose conflicts it reports changed, and every address of a node
+// that turned live or not. Most changes touch neither members, interfaces nor conflicts, and
+// cost nothing here.
+func (x *Index) relive(node string, changed map[netip.Addr]bool, old, now *nodeReport) []netip.Addr {
+	var before, after v1alpha1.SpeakerReport
 	if old != nil {
-		node = old.report.Name
-	} else if now != nil {
-		node = now.report.Name
+		before = old.report.Status
+	}
+	if now != nil {
+		after = now.report.Status
+	}
+	added := old == nil || now == nil
+	members := added || !slices.Equal(before.Members, after.Members)
+	conflicts := !equality.Semantic.DeepEqual(before.Conflicts, after.Conflicts)
+	if members || conflicts || !equality.Semantic.DeepEqual(before.Interfaces, after.Interfaces) {
+		x.reports = nil // a new slice: views may hold the old one
+		for _, name := range slices.Sorted(maps.Keys(x.nodes)) {
+			x.reports = append(x.reports, x.nodes[name].report)
+		}
+	}
+	was := x.live
+	if members {
+		x.live = LiveSpeakers(x.reports)
 	}
 	out := map[netip.Addr]bool{}
-	if x.live[node] || live[node] {
+	if was[node] || x.live[node] {
 		maps.Copy(out, changed)
-		for _, r := range []*nodeReport{old, now} {
-			if r != nil {
-				conflictAddrs(out, r.report.Status.Conflicts)
-			}
+		if conflicts {
+			conflictAddrs(out, before.Conflicts)
+			conflictAddrs(out, after.Conflicts)
 		}
 	}
-	for name := range joinKeys(x.live, live) {
-		if x.live[name] == live[name] {
-			continue
-		}
-		if r := x.nodes[name]; r != nil {
+	if members {
+		for name := range joinKeys(was, x.live) {
+			if was[name] == x.live[name] {
+				continue
+			}
+			r := x.nodes[name]
+			if r == nil { // deleted: its addresses are in changed
+				continue
+			}
 			for _, s := range r.sets {
-				addrs, _ := addrset.Decode(s.encoded)
+				addrs, _ := addrset.Decode(s.encoded) // one that did not decode holds nothing
 				for _, a := range addrs {
 					out[a] = true
 				}
@@ -193,7 +232,6 @@ func (x *Index) relive(changed map[netip.Addr]bool, old, now *nodeReport) []neti
 			conflictAddrs(out, r.report.Status.Conflicts)
 		}
 	}
-	x.live = live
 	return slices.SortedFunc(maps.Keys(out), netip.Addr.Compare)
 }
 

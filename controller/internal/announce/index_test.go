@@ -1,6 +1,7 @@
 package announce
 
 import (
+	"fmt"
 	"maps"
 	"net/netip"
 	"reflect"
@@ -38,6 +39,12 @@ func TestIndexChanges(t *testing.T) {
 			{name: "first", put: ptr(bgp("a", []string{"a"}, []string{"tor"}, "192.0.2.1", "192.0.2.2", "2001:db8::1")), want: "192.0.2.1 192.0.2.2 2001:db8::1"},
 			{name: "one more", put: ptr(bgp("a", []string{"a"}, []string{"tor"}, "192.0.2.1", "192.0.2.2", "192.0.2.3", "2001:db8::1")), want: "192.0.2.3"},
 			{name: "one less", put: ptr(bgp("a", []string{"a"}, []string{"tor"}, "192.0.2.1", "192.0.2.3", "2001:db8::1")), want: "192.0.2.2"},
+			{name: "one in, one out", put: ptr(bgp("a", []string{"a"}, []string{"tor"}, "192.0.2.3", "2001:db8::1", "2001:db8::2")), want: "192.0.2.1 2001:db8::2"},
+			{name: "a second set", put: func() *v1alpha1.SpeakerStatus {
+				st := bgp("a", []string{"a"}, []string{"tor"}, "192.0.2.3", "2001:db8::1", "2001:db8::2")
+				st.Status.Announced = append(st.Status.Announced, set(v1alpha1.ModeL2, []string{"eth0"}, nil, "192.0.2.3", "192.0.2.4"))
+				return &st
+			}(), want: "192.0.2.3 192.0.2.4"},
 		}},
 		{"the peers change", []step{
 			{name: "first", put: ptr(bgp("a", []string{"a"}, []string{"tor1"}, "192.0.2.1", "192.0.2.2")), want: "192.0.2.1 192.0.2.2"},
@@ -146,5 +153,39 @@ func TestIndexView(t *testing.T) {
 	}
 	if c := Desired([]netip.Addr{shared}, v.announced, nil, nil, 1); c.Message != "L2 from a on eth0, eth1; BGP from a, b to 2 peers" {
 		t.Errorf("message %q", c.Message)
+	}
+}
+
+// BenchmarkIndexPut: ten nodes announce the same 50,000 addresses over BGP; each round one
+// node's report gains one address and then loses it again.
+func BenchmarkIndexPut(b *testing.B) {
+	const n, nodes = 50000, 10
+	addrs := make([]string, 0, n+1)
+	for a := netip.MustParseAddr("10.0.0.0"); len(addrs) < n+1; a = a.Next() {
+		addrs = append(addrs, a.String())
+	}
+	var names []string
+	for i := range nodes {
+		names = append(names, fmt.Sprintf("node-%d", i))
+	}
+	report := func(node string, ips []string) *v1alpha1.SpeakerStatus {
+		st := status(node, names)
+		st.Status.Announced = []v1alpha1.AnnouncedSet{set(v1alpha1.ModeBGP, nil, []string{"tor1", "tor2"}, ips...)}
+		return &st
+	}
+	x := NewIndex()
+	for _, name := range names {
+		if _, err := x.Put(report(name, addrs[:n])); err != nil {
+			b.Fatal(err)
+		}
+	}
+	more, less := report(names[3], addrs), report(names[3], addrs[:n])
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, st := range []*v1alpha1.SpeakerStatus{more, less} {
+			if changed, err := x.Put(st); err != nil || len(changed) != 1 {
+				b.Fatalf("changed %v, %v", changed, err)
+			}
+		}
 	}
 }
