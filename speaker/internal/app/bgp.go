@@ -213,11 +213,7 @@ func announcedOverBGP(routes []planner.Route, states []bgp.SessionState, holders
 			continue
 		}
 		for _, a := range r.Addrs {
-			an := announcement{mode: v1alpha1.ModeBGP, services: holders(a), peers: peers}
-			if r.Prefix.Bits() != a.BitLen() {
-				an.prefix = r.Prefix.String()
-			}
-			out[a] = an
+			out[a] = announcement{mode: v1alpha1.ModeBGP, services: holders(a), peers: peers}
 		}
 	}
 	return out

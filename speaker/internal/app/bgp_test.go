@@ -58,7 +58,7 @@ func TestAnnouncedOverBGP(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("announced %+v, want .5 and .9 only (the v6 route has no established session)", got)
 	}
-	if g := got[a5]; g.prefix != "203.0.113.0/24" || len(g.peers) != 1 || g.peers[0] != "up" || len(g.services) != 2 || g.services[0] != "ns/a" {
+	if g := got[a5]; len(g.peers) != 1 || g.peers[0] != "up" || len(g.services) != 2 || g.services[0] != "ns/a" {
 		t.Fatalf(".5: %+v", g)
 	}
 }

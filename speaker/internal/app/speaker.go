@@ -153,7 +153,6 @@ type announcement struct {
 	services   []string
 	interfaces []string // L2
 	peers      []string // BGP: the established sessions carrying it
-	prefix     string   // BGP: the aggregate, when wider than the address
 }
 
 func (a announcement) describe(node string) string {
@@ -264,7 +263,7 @@ func (s *speaker) stop() {
 	if hold > 0 {
 		// Written before the others start holding. The report stays, and the others list
 		// this node among their members while they hold it.
-		s.status.write(sctx, report{members: s.members, links: s.links, keep: true, ready: metav1.Condition{Type: ConditionReady,
+		s.status.writeNow(sctx, report{members: s.members, links: s.links, keep: true, ready: metav1.Condition{Type: ConditionReady,
 			Status: metav1.ConditionFalse, Reason: ReasonRestarting, Message: fmt.Sprintf("restarting; the other speakers hold this node's addresses for %s", hold)}})
 		s.holding = hold
 		s.publishLinks() // with the hold, before leaving
@@ -280,7 +279,7 @@ func (s *speaker) stop() {
 	s.bgp.stop(ctx, !away)
 	if hold == 0 {
 		// Take back what SpeakerStatus claims, so nobody reads a stale announcement.
-		s.status.write(sctx, report{ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonStopped, Message: "the speaker stopped"}})
+		s.status.writeNow(sctx, report{ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonStopped, Message: "the speaker stopped"}})
 	}
 	s.log.Info("Stopped", "took", time.Since(start).String())
 }

@@ -30,7 +30,7 @@ func TestAnnouncedSets(t *testing.T) {
 		return announcement{mode: v1alpha1.ModeL2, services: []string{"ns/web"}, interfaces: ifs}
 	}
 	bgp := func(peers ...string) announcement {
-		return announcement{mode: v1alpha1.ModeBGP, services: []string{"ns/web"}, peers: peers, prefix: "192.0.2.0/24"}
+		return announcement{mode: v1alpha1.ModeBGP, services: []string{"ns/web"}, peers: peers}
 	}
 	mine := map[annKey]announcement{
 		{c, v1alpha1.ModeL2}:  l2("eth0"),

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/internal/addrset"
 	"github.com/vipcast/vipcast/test/bench/internal/benchlab"
 	"github.com/vipcast/vipcast/test/lab"
 )
@@ -82,9 +83,18 @@ func (e *env) ownedSample(ctx context.Context, n *lab.Node) ([]netip.Addr, int, 
 		return nil, 0, err
 	}
 	var owned []netip.Addr
-	for _, a := range st.Status.Announcements {
-		if addr, err := netip.ParseAddr(a.IP); err == nil && addr.Is4() && a.Mode == v1alpha1.ModeL2 {
-			owned = append(owned, addr)
+	for _, set := range st.Status.Announced {
+		if set.Mode != v1alpha1.ModeL2 {
+			continue
+		}
+		addrs, err := addrset.Decode(set.Addresses)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s's SpeakerStatus: %w", n.Name, err)
+		}
+		for _, addr := range addrs {
+			if addr.Is4() {
+				owned = append(owned, addr)
+			}
 		}
 	}
 	sample := spread(owned, e.cfg.sample)
