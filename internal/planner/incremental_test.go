@@ -189,3 +189,35 @@ func services(m map[string]Service) []Service {
 	}
 	return out
 }
+
+// BenchmarkOneMoreServiceAt50000: the cost of planning one Service added to 50,000 (and
+// taking it out again), layer 2 and BGP, against a full plan of the same input.
+func BenchmarkOneMoreServiceAt50000(b *testing.B) {
+	in := Input{Members: members("a", "b", "c"), Nodes: nodes("a", "b", "c"), Services: manyIPs(50000),
+		L2: []L2Advertisement{{Name: "all"}}, BGP: []BGPAdvertisement{{Name: "all"}}, Peers: []Peer{{Name: "tor"}}}
+	extra := svc("ns/extra", "198.19.0.1")
+	b.Run("L2Plan.Set", func(b *testing.B) {
+		p := NewL2Plan(in)
+		for b.Loop() {
+			p.Set(extra)
+			p.Delete(extra.Key)
+		}
+	})
+	b.Run("BGPPlan.Set", func(b *testing.B) {
+		p := NewBGPPlan(in, "a")
+		for b.Loop() {
+			p.Set(extra)
+			p.Delete(extra.Key)
+		}
+	})
+	b.Run("full L2", func(b *testing.B) {
+		for b.Loop() {
+			L2(in)
+		}
+	})
+	b.Run("full BGPFor", func(b *testing.B) {
+		for b.Loop() {
+			BGPFor(in, "a")
+		}
+	})
+}
