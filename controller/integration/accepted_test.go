@@ -224,8 +224,7 @@ func TestAcceptedConditions(t *testing.T) {
 		if !now.LastTransitionTime.After(was.LastTransitionTime.Time) && !now.LastTransitionTime.Equal(&was.LastTransitionTime) {
 			t.Errorf("lastTransitionTime went back: %v then %v", was.LastTransitionTime, now.LastTransitionTime)
 		}
-		bgpAgg.Spec.AggregationLength = i32(28)
-		must(t, k8s.Update(ctx, bgpAgg))
+		update(t, bgpAgg, func(a *v1alpha1.BGPAdvertisement) { a.Spec.AggregationLength = i32(28) })
 		waitAccepted(t, bgpAgg, accepted{metav1.ConditionTrue, "Accepted", ""})
 		// The speaker on b reads the Secret again; a still cannot.
 		b := &v1alpha1.SpeakerStatus{}

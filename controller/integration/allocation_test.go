@@ -84,12 +84,12 @@ func TestTypeChangeAndDeleteFreeTheAddress(t *testing.T) {
 	waitCondition(t, ns, "second", metav1.ConditionFalse, allocator.ReasonPoolExhausted)
 
 	// first stops being a LoadBalancer: its status is cleared and second gets the address.
-	s := getService(t, ns, "first")
-	s.Spec.Type = corev1.ServiceTypeClusterIP
-	s.Spec.ExternalTrafficPolicy = ""
-	must(t, k8s.Update(context.Background(), s))
+	update(t, getService(t, ns, "first"), func(s *corev1.Service) {
+		s.Spec.Type = corev1.ServiceTypeClusterIP
+		s.Spec.ExternalTrafficPolicy = ""
+	})
 	waitIPs(t, ns, "second", "192.0.2.24")
-	s = waitIPs(t, ns, "first")
+	s := waitIPs(t, ns, "first")
 	if len(s.Status.Conditions) != 0 {
 		t.Errorf("first keeps conditions after leaving LoadBalancer: %+v", s.Status.Conditions)
 	}
@@ -134,9 +134,9 @@ func TestRequestedAddresses(t *testing.T) {
 	waitCondition(t, ns, "missing-pool", metav1.ConditionFalse, allocator.ReasonNoMatchingPool)
 
 	// Changing the requested address to a taken one keeps the working address.
-	s := getService(t, ns, "spec-ip")
-	s.Annotations = map[string]string{v1alpha1.AnnotationLoadBalancerIPs: "192.0.2.45"}
-	must(t, k8s.Update(context.Background(), s))
+	update(t, getService(t, ns, "spec-ip"), func(s *corev1.Service) {
+		s.Annotations = map[string]string{v1alpha1.AnnotationLoadBalancerIPs: "192.0.2.45"}
+	})
 	waitCondition(t, ns, "spec-ip", metav1.ConditionFalse, allocator.ReasonRequestedIPUnavailable)
 	if got := ingressIPs(getService(t, ns, "spec-ip")); len(got) != 1 || got[0] != "192.0.2.36" {
 		t.Errorf("spec-ip lost its working address: %v", got)

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
@@ -241,3 +242,16 @@ func poolCondition(st v1alpha1.IPAddressPoolStatus, typ string) metav1.Condition
 }
 
 func boolPtr(b bool) *bool { return &b }
+
+// update reads obj's latest version, changes it with mutate and writes it, again on a
+// conflict: the controller writes statuses and finalizers of the same objects meanwhile.
+func update[T client.Object](t *testing.T, obj T, mutate func(T)) {
+	t.Helper()
+	must(t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		mutate(obj)
+		return k8s.Update(context.Background(), obj)
+	}))
+}

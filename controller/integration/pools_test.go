@@ -140,10 +140,9 @@ func TestPendingServiceGetsAddressWhenPoolGrows(t *testing.T) {
 	createService(t, ns, "second")
 	waitCondition(t, ns, "second", metav1.ConditionFalse, allocator.ReasonPoolExhausted)
 	waitEvent(t, ns, "second", "AllocationFailed", "PoolExhausted")
-	p := &v1alpha1.IPAddressPool{}
-	must(t, k8s.Get(context.Background(), client.ObjectKey{Name: "growing"}, p))
-	p.Spec.Addresses = append(p.Spec.Addresses, "192.0.2.97/32")
-	must(t, k8s.Update(context.Background(), p))
+	update(t, &v1alpha1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "growing"}}, func(p *v1alpha1.IPAddressPool) {
+		p.Spec.Addresses = append(p.Spec.Addresses, "192.0.2.97/32")
+	})
 	waitIPs(t, ns, "second", "192.0.2.97")
 	waitCondition(t, ns, "second", metav1.ConditionTrue, "Allocated")
 }
@@ -156,10 +155,9 @@ func TestShrunkPoolKeepsHeldAddress(t *testing.T) {
 	waitIPs(t, ns, "a", "192.0.2.100")
 	createService(t, ns, "b")
 	waitIPs(t, ns, "b", "192.0.2.101")
-	p := &v1alpha1.IPAddressPool{}
-	must(t, k8s.Get(context.Background(), client.ObjectKey{Name: "shrinking"}, p))
-	p.Spec.Addresses = []v1alpha1.AddressRange{"192.0.2.100/32"}
-	must(t, k8s.Update(context.Background(), p))
+	update(t, &v1alpha1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "shrinking"}}, func(p *v1alpha1.IPAddressPool) {
+		p.Spec.Addresses = []v1alpha1.AddressRange{"192.0.2.100/32"}
+	})
 	// b keeps its address and is told it is outside every pool now.
 	c := waitCondition(t, ns, "b", metav1.ConditionTrue, "OutsidePool")
 	if !strings.Contains(c.Message, "192.0.2.101") {

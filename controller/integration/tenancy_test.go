@@ -1,13 +1,11 @@
 package integration
 
 import (
-	"context"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
 	"github.com/vipcast/vipcast/controller/internal/allocator"
@@ -86,10 +84,9 @@ func TestTenantsCannotTakeWhatIsNotTheirs(t *testing.T) {
 		ip := waitAllocated(t, tenant, "settled", 1)[0]
 		setAdmitted := func(namespaces ...string) {
 			t.Helper()
-			p := &v1alpha1.IPAddressPool{}
-			must(t, k8s.Get(context.Background(), client.ObjectKey{Name: "tenancy-shared"}, p))
-			p.Spec.ServiceAllocation.Namespaces = namespaces
-			must(t, k8s.Update(context.Background(), p))
+			update(t, &v1alpha1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "tenancy-shared"}}, func(p *v1alpha1.IPAddressPool) {
+				p.Spec.ServiceAllocation.Namespaces = namespaces
+			})
 		}
 		setAdmitted(team)
 		c := waitCondition(t, tenant, "settled", metav1.ConditionTrue, allocator.ReasonNotAllowedByPool)
