@@ -152,15 +152,16 @@ func (s *speaker) reportConflicts(ctx context.Context, mine map[annKey]announcem
 	return out
 }
 
-// conflictCondition is the Conflict condition for the conflicts reported.
-func conflictCondition(cs []v1alpha1.AddressConflict) metav1.Condition {
+// conflictCondition is the Conflict condition for the conflicts reported, the first of
+// total.
+func conflictCondition(cs []v1alpha1.AddressConflict, total int) metav1.Condition {
 	if len(cs) == 0 {
 		return metav1.Condition{Type: ConditionConflict, Status: metav1.ConditionFalse, Reason: "NoConflict", Message: "no other MAC claims an address this node announces"}
 	}
 	var parts []string
 	for i, c := range cs {
 		if i == 5 {
-			parts = append(parts, fmt.Sprintf("and %d more", len(cs)-5))
+			parts = append(parts, fmt.Sprintf("and %d more", total-5))
 			break
 		}
 		parts = append(parts, fmt.Sprintf("%s also claimed by %s", c.IP, claimant(c.MAC, c.Node)))

@@ -24,6 +24,11 @@ import (
 	"github.com/vipcast/vipcast/speaker/internal/host"
 )
 
+// maxReportedConflicts is as many conflicts as SpeakerStatus lists (the API's limit); the
+// Conflict condition counts them all. More would make every write fail: claims seen on the
+// wire must not freeze the report.
+const maxReportedConflicts = 1024
+
 // statusInterval is the least time between two writes of the SpeakerStatus: a plan loop that
 // runs many times a second (a flapping session, a rolling update, a burst of Services) writes
 // at most once a second, the last report of that second.
@@ -70,7 +75,8 @@ type report struct {
 }
 
 func (r report) status() v1alpha1.SpeakerReport {
-	out := v1alpha1.SpeakerReport{Members: slices.Sorted(maps.Keys(r.members)), AnnouncedCount: int32(len(r.mine)), Sessions: r.sessions, Conflicts: r.conflicts}
+	out := v1alpha1.SpeakerReport{Members: slices.Sorted(maps.Keys(r.members)), AnnouncedCount: int32(len(r.mine)), Sessions: r.sessions,
+		Conflicts: r.conflicts[:min(len(r.conflicts), maxReportedConflicts)]}
 	out.Announced = announcedSets(r.mine)
 	for _, l := range r.links {
 		si := v1alpha1.SpeakerInterface{Name: v1alpha1.InterfaceName(l.Name), MAC: l.MAC.String()}
@@ -194,7 +200,11 @@ func (w *statusWriter) compose(r report) v1alpha1.SpeakerReport {
 	}
 	if r.ready.Type != "" {
 		meta.SetStatusCondition(&want.Conditions, r.ready)
-		meta.SetStatusCondition(&want.Conditions, conflictCondition(want.Conflicts))
+		total := len(want.Conflicts)
+		if !r.keep {
+			total = len(r.conflicts)
+		}
+		meta.SetStatusCondition(&want.Conditions, conflictCondition(want.Conflicts, total))
 	}
 	return want
 }

@@ -155,3 +155,24 @@ func TestStatusPacing(t *testing.T) {
 		t.Errorf("Ready: %+v", r)
 	}
 }
+
+// More conflicts than SpeakerStatus may list (claims on the wire, which anybody can send)
+// must not make its writes fail: the first 1,024 are listed, the condition counts them all.
+func TestConflictsAreCappedNotFrozen(t *testing.T) {
+	var cs []v1alpha1.AddressConflict
+	a := netip.MustParseAddr("198.18.0.1")
+	for range 1500 {
+		cs = append(cs, v1alpha1.AddressConflict{IP: a.String(), MAC: "02:00:00:00:00:99"})
+		a = a.Next()
+	}
+	applied := metav1.Condition{Type: ConditionReady, Status: metav1.ConditionTrue, Reason: ReasonApplied, Message: "applied"}
+	w := &statusWriter{node: "a"}
+	got := w.compose(report{conflicts: cs, members: map[string]bool{"a": true}, ready: applied})
+	if len(got.Conflicts) != maxReportedConflicts {
+		t.Errorf("%d conflicts listed, want %d", len(got.Conflicts), maxReportedConflicts)
+	}
+	c := meta.FindStatusCondition(got.Conditions, ConditionConflict)
+	if c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "and 1495 more") {
+		t.Errorf("Conflict condition %+v, want True counting all 1,500", c)
+	}
+}
