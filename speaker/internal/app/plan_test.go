@@ -61,6 +61,9 @@ func TestIncrementalSyncEqualsFull(t *testing.T) {
 		h.s.sync(ctx)
 		h.events() // drained: the fake recorder blocks when its buffer is full
 		want, mine := maps.Clone(h.s.l2want), maps.Clone(h.s.owned)
+		if !maps.EqualFunc(h.l2.want, want, slices.Equal) {
+			t.Fatalf("step %d (seed %d): the announcer was updated to %v, the plan says %v", step, seed, h.l2.want, want)
+		}
 		h.s.changes.everything()
 		h.s.sync(ctx)
 		h.events()

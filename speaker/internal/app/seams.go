@@ -17,6 +17,9 @@ import (
 type l2Applier interface {
 	// Apply makes want (address → interfaces) the owned set.
 	Apply(want map[netip.Addr][]string) error
+	// Update changes the owned set for the addresses in changes only (no interfaces: not
+	// owned); stale asks for an Apply of the whole set instead (an interface changed).
+	Update(changes map[netip.Addr][]string) (stale bool, err error)
 	// Owned is what it answers for now, on which interfaces.
 	Owned() map[netip.Addr][]string
 	// Reannounce sends the gratuitous burst again for everything owned.

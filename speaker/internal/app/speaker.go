@@ -392,7 +392,7 @@ func (s *speaker) sync(ctx context.Context) {
 	visited, allL2 := s.layer2(ready.Status == metav1.ConditionTrue, touched, full || linksChanged, w.Members, now)
 	l2 := s.l2mine
 	var failures []string
-	if err := s.ann.Apply(s.l2want); err != nil {
+	if err := s.applyL2(visited, &allL2); err != nil {
 		s.log.Error(err, "Applying the layer-2 plan failed")
 		failures = append(failures, "applying the layer-2 plan: "+err.Error())
 		s.l2stale = true // the next plan tries every address again
@@ -422,6 +422,23 @@ func (s *speaker) sync(ctx context.Context) {
 		ready = s.failed(strings.Join(failures, "; ")).ready
 	}
 	s.status.write(ctx, report{mine: mine, sessions: sessionStatuses(b.sessions, b.problems), members: listed, links: s.links, conflicts: conflicts, ready: ready})
+}
+
+// applyL2 hands the layer-2 plan to the announcer: the addresses visited, or the whole set
+// when all were (or the announcer asks for it: an interface changed, and all becomes true).
+func (s *speaker) applyL2(visited []netip.Addr, all *bool) error {
+	if !*all {
+		changes := make(map[netip.Addr][]string, len(visited))
+		for _, a := range visited {
+			changes[a] = s.l2want[a]
+		}
+		stale, err := s.ann.Update(changes)
+		if !stale {
+			return err
+		}
+		*all = true
+	}
+	return s.ann.Apply(s.l2want)
 }
 
 // layer2 updates what this node answers for over layer 2 (l2want, l2mine) from the plan:

@@ -72,8 +72,21 @@ type fakeL2 struct {
 	reannounced int
 }
 
-func (f *fakeL2) Apply(want map[netip.Addr][]string) error { f.want = want; return f.err }
-func (f *fakeL2) Reannounce()                              { f.reannounced++ }
+func (f *fakeL2) Apply(want map[netip.Addr][]string) error { f.want = maps.Clone(want); return f.err }
+func (f *fakeL2) Update(changes map[netip.Addr][]string) (bool, error) {
+	if f.want == nil {
+		f.want = map[netip.Addr][]string{}
+	}
+	for a, ifs := range changes {
+		if len(ifs) == 0 {
+			delete(f.want, a)
+		} else {
+			f.want[a] = ifs
+		}
+	}
+	return false, f.err
+}
+func (f *fakeL2) Reannounce() { f.reannounced++ }
 func (f *fakeL2) Owned() map[netip.Addr][]string {
 	if f.err != nil {
 		return nil

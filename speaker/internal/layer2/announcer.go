@@ -63,6 +63,8 @@ type Announcer struct {
 	// defence due at the end of the interval (a claim came while defending was held back).
 	defended map[owned]time.Time
 	deferred map[owned]bool
+	// users counts the addresses owned on each interface.
+	users map[string]int
 }
 
 // owned is one address on one interface.
@@ -75,7 +77,7 @@ type owned struct {
 // claim by another MAC for an owned address; it must not block.
 func New(log logr.Logger, onConflict func(Conflict)) *Announcer {
 	return &Announcer{log: log, onConflict: onConflict, owned: map[netip.Addr]map[string]bool{}, ifaces: map[string]*responder{},
-		gen: map[owned]uint64{}, defended: map[owned]time.Time{}, deferred: map[owned]bool{}}
+		gen: map[owned]uint64{}, defended: map[owned]time.Time{}, deferred: map[owned]bool{}, users: map[string]int{}}
 }
 
 // conflict handles a claim by mac for addr seen on iface: counted, defended with one
@@ -134,7 +136,7 @@ func (a *Announcer) defend(r *responder, addr netip.Addr) {
 // changed its MAC or is down, and forgets what they owned: Apply then reopens them on the
 // interface as it is now and announces the addresses again. now are the interfaces as they
 // are (nil: they could not be read, and nothing is dropped). Called with a.mu held.
-func (a *Announcer) dropStale(now map[string]net.Interface) {
+func (a *Announcer) dropStale(now map[string]net.Interface) (dropped bool) {
 	for name, r := range a.ifaces {
 		cur, ok := now[name]
 		if ok && cur.Index == r.ifi.Index && bytes.Equal(cur.HardwareAddr, r.ifi.HardwareAddr) && cur.Flags&net.FlagUp != 0 {
@@ -152,8 +154,11 @@ func (a *Announcer) dropStale(now map[string]net.Interface) {
 			}
 		}
 		delete(a.ifaces, name)
+		delete(a.users, name)
+		dropped = true
 		go r.close()
 	}
+	return dropped
 }
 
 func (a *Announcer) ownsOn(iface string) func(netip.Addr) bool {
@@ -185,17 +190,54 @@ func (a *Announcer) Apply(want map[netip.Addr][]string) error {
 	if a.closed {
 		return errors.New("announcer closed")
 	}
-	var errs []error
 	if now != nil {
 		a.dropStale(now)
 	}
 	// Drop first: stop answering for what is no longer ours.
-	for addr, ifs := range a.owned {
+	for addr := range a.owned {
+		if _, keep := want[addr]; !keep {
+			a.set(addr, nil)
+		}
+	}
+	var errs []error
+	for addr, names := range want {
+		errs = append(errs, a.set(addr, names)...)
+	}
+	a.closeUnused()
+	return errors.Join(errs...)
+}
+
+// Update changes what is owned for the addresses in changes only (no interface: not owned),
+// as Apply would for the whole set. When an interface changed since the last Apply or
+// Update (another index or MAC, or down), its addresses are dropped and nothing is changed:
+// stale tells the caller to Apply the whole set, which reopens it.
+func (a *Announcer) Update(changes map[netip.Addr][]string) (stale bool, err error) {
+	now := interfacesNow()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return false, errors.New("announcer closed")
+	}
+	if now != nil && a.dropStale(now) {
+		return true, nil
+	}
+	var errs []error
+	for addr, names := range changes {
+		errs = append(errs, a.set(addr, names)...)
+	}
+	a.closeUnused()
+	return false, errors.Join(errs...)
+}
+
+// set makes addr owned on names (none: not owned), dropping first. Called with a.mu held.
+func (a *Announcer) set(addr netip.Addr, names []string) []error {
+	if ifs := a.owned[addr]; ifs != nil {
 		for name := range ifs {
-			if !slices.Contains(want[addr], name) {
+			if !slices.Contains(names, name) {
 				delete(ifs, name)
 				delete(a.gen, owned{addr, name})
 				delete(a.defended, owned{addr, name})
+				a.users[name]--
 				a.ifaces[name].leave(addr)
 			}
 		}
@@ -203,30 +245,29 @@ func (a *Announcer) Apply(want map[netip.Addr][]string) error {
 			delete(a.owned, addr)
 		}
 	}
-	for addr, names := range want {
-		for _, name := range names {
-			if a.owned[addr][name] {
-				continue
-			}
-			r, err := a.responder(name)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if err := r.join(addr); err != nil {
-				errs = append(errs, err)
-			}
-			if a.owned[addr] == nil {
-				a.owned[addr] = map[string]bool{}
-			}
-			a.owned[addr][name] = true
-			a.next++
-			a.gen[owned{addr, name}] = a.next
-			go a.burst(r, addr, name, a.next)
+	var errs []error
+	for _, name := range names {
+		if a.owned[addr][name] {
+			continue
 		}
+		r, err := a.responder(name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := r.join(addr); err != nil {
+			errs = append(errs, err)
+		}
+		if a.owned[addr] == nil {
+			a.owned[addr] = map[string]bool{}
+		}
+		a.owned[addr][name] = true
+		a.users[name]++
+		a.next++
+		a.gen[owned{addr, name}] = a.next
+		go a.burst(r, addr, name, a.next)
 	}
-	a.closeUnused()
-	return errors.Join(errs...)
+	return errs
 }
 
 // interfacesNow lists the host's interfaces by name (nil when they cannot be read).
@@ -277,14 +318,9 @@ func (a *Announcer) responder(name string) (*responder, error) {
 }
 
 func (a *Announcer) closeUnused() {
-	used := map[string]bool{}
-	for _, ifs := range a.owned {
-		for n := range ifs {
-			used[n] = true
-		}
-	}
 	for n, r := range a.ifaces {
-		if !used[n] {
+		if a.users[n] <= 0 {
+			delete(a.users, n)
 			delete(a.ifaces, n)
 			go r.close()
 		}
@@ -319,6 +355,7 @@ func (a *Announcer) Close() {
 	a.gen = map[owned]uint64{}
 	a.defended = map[owned]time.Time{}
 	a.deferred = map[owned]bool{}
+	a.users = map[string]int{}
 	ifaces := a.ifaces
 	a.ifaces = map[string]*responder{}
 	a.mu.Unlock()
