@@ -65,7 +65,18 @@ type appliedBGP struct {
 	// states are the session states announced was counted on.
 	states    []bgp.SessionState
 	announced map[netip.Addr]announcement
+	// counts are the prefixes advertised per session, read at counted; uncounted: routes
+	// were applied since.
+	counts    map[string]int
+	counted   time.Time
+	uncounted bool
+	// settling: the sessions had not sent every route, or BFD was coming up, at states.
+	settling bool
 }
+
+// countInterval is how often the prefixes advertised are counted (SpeakerStatus is written at
+// most once a second anyway).
+const countInterval = time.Second
 
 // cachedSecret is the last password read from a Secret. It outlives failed reads: an API
 // server outage must not take down the sessions it protects.
@@ -130,17 +141,33 @@ func (b *bgpSide) sync(ctx context.Context, w planner.Objects, in planner.Input,
 			b.log.Error(err, "Applying the BGP plan failed")
 		}
 		b.applied.ok = err == nil
+		b.applied.uncounted = true
 	}
-	res := bgpResult{sessions: b.sp.State(ctx), updates: b.sp.Updates.Load(), problems: problems}
+	// The counts of prefixes advertised cost a pass of the export policy over every path:
+	// read at most every countInterval, the last counts reported in between.
+	counted := time.Since(b.applied.counted) >= countInterval
+	res := bgpResult{sessions: b.sp.State(ctx, counted), updates: b.sp.Updates.Load(), problems: problems}
+	if counted {
+		b.applied.counted, b.applied.counts, b.applied.uncounted = time.Now(), map[string]int{}, false
+		for _, st := range res.sessions {
+			b.applied.counts[st.Name] = st.Advertised
+		}
+	} else {
+		for i := range res.sessions {
+			res.sessions[i].Advertised = b.applied.counts[res.sessions[i].Name]
+		}
+	}
 	res.bfdPackets[0], res.bfdPackets[1], res.bfdPackets[2] = b.sp.BFDStats()
 	b.noteEstablished(sessions, res.sessions)
 	if fresh || !reflect.DeepEqual(res.sessions, b.applied.states) {
 		b.applied.announced = announcedOverBGP(b.applied.routes, res.sessions, p.holders)
 		b.applied.states = res.sessions
-		if settling(b.applied.want, res.sessions) && b.recheck.CompareAndSwap(false, true) {
-			// The counts in SpeakerStatus lag while updates go out: look again shortly.
-			time.AfterFunc(500*time.Millisecond, func() { b.recheck.Store(false); b.changed() })
-		}
+		b.applied.settling = settling(b.applied.want, res.sessions)
+	}
+	// The counts in SpeakerStatus lag while updates go out, or were not read since the last
+	// change: look again shortly.
+	if (b.applied.uncounted || b.applied.settling) && b.recheck.CompareAndSwap(false, true) {
+		time.AfterFunc(500*time.Millisecond, func() { b.recheck.Store(false); b.changed() })
 	}
 	res.announced = b.applied.announced
 	return res

@@ -372,7 +372,7 @@ func (s *Speaker) Withdraw(ctx context.Context) error {
 	}
 	for {
 		pending := 0
-		for _, st := range s.State(ctx) {
+		for _, st := range s.State(ctx, true) {
 			if st.Established {
 				pending += st.Advertised + st.OutQueue
 			}

@@ -154,7 +154,7 @@ func TestSpeakerOnLoopback(t *testing.T) {
 	comm = fmt.Sprintf(" comm=[%d]", 65000<<16|200)
 	eventually(t, "a's routes after the change", wantRoutes(t, a, map[string]string{"203.0.113.1/32": comm}))
 	eventually(t, "b's routes after the change", wantRoutes(t, b, map[string]string{"203.0.113.1/32": comm, "203.0.113.2/32": ""}))
-	st := s.State(ctx)
+	st := s.State(ctx, true)
 	if len(st) != 2 || !st[0].Established || !st[1].Established || st[0].Advertised != 1 || st[1].Advertised != 2 {
 		t.Fatalf("state %+v, want both established, a advertising 1 and b 2", st)
 	}
@@ -171,7 +171,7 @@ func TestSpeakerOnLoopback(t *testing.T) {
 	if err := s.Apply(ctx, sessions[:1], nil); err != nil {
 		t.Fatal(err)
 	}
-	if names := s.State(ctx); len(names) != 1 || names[0].Name != "a" {
+	if names := s.State(ctx, true); len(names) != 1 || names[0].Name != "a" {
 		t.Fatalf("sessions after removing b: %+v", names)
 	}
 }

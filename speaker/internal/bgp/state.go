@@ -26,8 +26,10 @@ var sessionStates = map[api.PeerState_SessionState]string{
 	api.PeerState_SESSION_STATE_OPENCONFIRM: "OpenConfirm", api.PeerState_SESSION_STATE_ESTABLISHED: "Established",
 }
 
-// State lists the sessions' states, sorted by name.
-func (s *Speaker) State(ctx context.Context) []SessionState {
+// State lists the sessions' states, sorted by name. Counting the prefixes advertised runs
+// the export policy over every path, so it is asked for only with counts (otherwise
+// Advertised is -1).
+func (s *Speaker) State(ctx context.Context, counts bool) []SessionState {
 	s.mu.Lock()
 	byAddr := map[string]Session{}
 	for _, ss := range s.sessions {
@@ -36,7 +38,7 @@ func (s *Speaker) State(ctx context.Context) []SessionState {
 	bfdSrv := s.bfd
 	s.mu.Unlock()
 	out := map[string]SessionState{}
-	_ = s.srv.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
+	_ = s.srv.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: counts}, func(p *api.Peer) {
 		addr := p.GetConf().GetNeighborAddress()
 		ss, ok := byAddr[addr]
 		if !ok {
@@ -45,8 +47,12 @@ func (s *Speaker) State(ctx context.Context) []SessionState {
 		st := SessionState{Name: ss.Name, Address: addr, State: sessionStates[p.GetState().GetSessionState()]}
 		st.Established = p.GetState().GetSessionState() == api.PeerState_SESSION_STATE_ESTABLISHED
 		st.OutQueue = int(p.GetState().GetOutQ())
-		for _, af := range p.GetAfiSafis() {
-			st.Advertised += int(af.GetState().GetAdvertised())
+		st.Advertised = -1
+		if counts {
+			st.Advertised = 0
+			for _, af := range p.GetAfiSafis() {
+				st.Advertised += int(af.GetState().GetAdvertised())
+			}
 		}
 		if ss.BFD != nil {
 			st.BFD = "Down"
