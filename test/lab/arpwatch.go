@@ -142,34 +142,21 @@ func (w *ARPWatch) Stop() {
 
 func (w *ARPWatch) read() {
 	defer w.done.Done()
-	buf := make([]byte, claimFrameBuffer)
-	for {
-		n, outgoing, err := recvFrame(w.raw, buf)
-		at := time.Now()
-		if err != nil {
-			if w.closing.Load() {
-				return
-			}
-			time.Sleep(claimReadPause)
-			continue
-		}
-		if outgoing {
-			continue
-		}
-		addr, c, ok := arpClaimOf(buf[:n], w.mac)
+	readFrames(w.raw, &w.closing, func(frame []byte, at time.Time) {
+		addr, c, ok := arpClaimOf(frame, w.mac)
 		if !ok || !w.watches(addr) {
-			continue
+			return
 		}
 		c.At = at
 		w.mu.Lock()
+		defer w.mu.Unlock()
 		if w.first[addr] == nil {
 			w.first[addr] = map[string]Claim{}
 		}
 		if _, seen := w.first[addr][c.MAC]; !seen {
 			w.first[addr][c.MAC] = c
 		}
-		w.mu.Unlock()
-	}
+	})
 }
 
 func (w *ARPWatch) watches(addr netip.Addr) bool {

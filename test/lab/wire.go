@@ -223,25 +223,32 @@ func (w *ClaimWatch) send() error {
 
 func (w *ClaimWatch) read() {
 	defer w.done.Done()
+	readFrames(w.raw, &w.closing, func(frame []byte, at time.Time) {
+		if c, ok := claimIn(frame, w.addr, w.mac); ok {
+			c.At = at
+			w.mu.Lock()
+			w.claims = append(w.claims, c)
+			w.mu.Unlock()
+		}
+	})
+}
+
+// readFrames hands every incoming frame read from raw, and when it was read, to handle until
+// a read fails while closing is set; other read errors pause and retry.
+func readFrames(raw syscall.RawConn, closing *atomic.Bool, handle func(frame []byte, at time.Time)) {
 	buf := make([]byte, claimFrameBuffer)
 	for {
-		n, outgoing, err := recvFrame(w.raw, buf)
+		n, outgoing, err := recvFrame(raw, buf)
 		at := time.Now()
 		if err != nil {
-			if w.closing.Load() {
+			if closing.Load() {
 				return
 			}
 			time.Sleep(claimReadPause)
 			continue
 		}
-		if outgoing {
-			continue
-		}
-		if c, ok := claimIn(buf[:n], w.addr, w.mac); ok {
-			c.At = at
-			w.mu.Lock()
-			w.claims = append(w.claims, c)
-			w.mu.Unlock()
+		if !outgoing {
+			handle(buf[:n], at)
 		}
 	}
 }
