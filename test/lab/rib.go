@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Path is one BGP path the router holds for a prefix, with the attributes the tests check.
@@ -180,13 +181,25 @@ func (r *Router) ReceivedPrefixes(ctx context.Context, v4 bool) (map[string]int,
 	return out, nil
 }
 
-// SessionEpochs names, per BGP session of the router, a value that changes whenever the
-// session goes down or comes up: FRR's state and the time the session was established (a
-// dynamic neighbour is re-created after a drop, its counters starting again), or BIRD's
-// protocol state and the time it entered it. Two equal readings mean no session was reset in
-// between.
-func (r *Router) SessionEpochs(ctx context.Context) (map[string]string, error) {
-	out := map[string]string{}
+// SessionEpoch is what a router says of one BGP session: its state and when it entered it.
+type SessionEpoch struct {
+	State string
+	// Since is the time as the router prints it; at is that time parsed (zero when the
+	// router printed something else, a date for instance).
+	Since string
+	at    time.Time
+}
+
+func (e SessionEpoch) String() string { return e.State + " since " + e.Since }
+
+// SessionEpochs reads, per BGP session of the router, its state and the time it entered it:
+// FRR's state and the time the session was established (a dynamic neighbour is re-created
+// after a drop, its counters starting again), or BIRD's protocol state and its time. Both
+// routers print those times from a monotonic clock translated to the wall clock at each
+// reading, so two readings of an untouched session may differ by a millisecond (BIRD) or a
+// second (FRR's epoch seconds): compare readings with SessionsReset.
+func (r *Router) SessionEpochs(ctx context.Context) (map[string]SessionEpoch, error) {
+	out := map[string]SessionEpoch{}
 	if r.Kind() == FRR {
 		text, err := r.Vtysh(ctx, "show bgp neighbors json")
 		if err != nil {
@@ -200,7 +213,7 @@ func (r *Router) SessionEpochs(ctx context.Context) (map[string]string, error) {
 			return nil, fmt.Errorf("reading FRR neighbours %q: %w", text, err)
 		}
 		for addr, n := range v {
-			out[addr] = fmt.Sprintf("%s since %d", n.State, n.Epoch)
+			out[addr] = SessionEpoch{State: n.State, Since: strconv.FormatInt(n.Epoch, 10), at: time.Unix(n.Epoch, 0)}
 		}
 		return out, nil
 	}
@@ -208,11 +221,52 @@ func (r *Router) SessionEpochs(ctx context.Context) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return birdSessionEpochs(text), nil
+}
+
+// birdSessionEpochs reads the BGP lines of BIRD's "show protocols":
+// "node1 BGP --- up 07:57:36.769 Established".
+func birdSessionEpochs(text string) map[string]SessionEpoch {
+	out := map[string]SessionEpoch{}
 	for _, line := range strings.Split(text, "\n") {
 		f := strings.Fields(line)
 		if len(f) >= 6 && f[1] == "BGP" {
-			out[f[0]] = strings.Join(f[3:6], " ")
+			e := SessionEpoch{State: f[3] + " " + f[5], Since: f[4]}
+			if at, err := time.Parse("15:04:05.000", f[4]); err == nil {
+				e.at = at
+			}
+			out[f[0]] = e
 		}
 	}
-	return out, nil
+	return out
+}
+
+// SessionsReset names the sessions whose state or time differs between two readings of
+// SessionEpochs by more than the routers' rounding (a second), or that only one holds.
+func SessionsReset(before, after map[string]SessionEpoch) []string {
+	var reset []string
+	for name, b := range before {
+		a, ok := after[name]
+		if !ok || !sameEpoch(a, b) {
+			reset = append(reset, name)
+		}
+	}
+	for name := range after {
+		if _, ok := before[name]; !ok {
+			reset = append(reset, name)
+		}
+	}
+	slices.Sort(reset)
+	return reset
+}
+
+func sameEpoch(a, b SessionEpoch) bool {
+	if a.State != b.State {
+		return false
+	}
+	if a.at.IsZero() || b.at.IsZero() {
+		return a.Since == b.Since
+	}
+	d := a.at.Sub(b.at)
+	return d >= -time.Second && d <= time.Second
 }

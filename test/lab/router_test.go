@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseNextHops(t *testing.T) {
@@ -69,5 +70,44 @@ func TestParseFRRPaths(t *testing.T) {
 	}
 	if _, err := parseFRRPaths("% Unknown command"); err == nil {
 		t.Fatal("garbage parsed")
+	}
+}
+
+func TestSessionsReset(t *testing.T) {
+	const before = `Name       Proto      Table      State  Since         Info
+device1    Device     ---        up     07:57:35.034
+node1      BGP        ---        up     07:57:36.769  Established
+node2      BGP        ---        up     07:57:36.828  Established
+nodes4     BGP        ---        start  07:57:35.034  Passive`
+	for _, tc := range []struct {
+		name, after string
+		want        []string
+	}{
+		{"same", before, nil},
+		// BIRD prints the wall-clock time of a monotonic instant: readings jitter by a ms.
+		{"jitter", strings.Replace(before, "07:57:36.828", "07:57:36.827", 1), nil},
+		{"re-established", strings.Replace(before, "07:57:36.828", "07:58:40.112", 1), []string{"node2"}},
+		{"down", strings.Replace(before, "up     07:57:36.769  Established", "start  07:58:40.112  Active", 1), []string{"node1"}},
+		{"gone", strings.Replace(before, "node1      BGP        ---        up     07:57:36.769  Established\n", "", 1), []string{"node1"}},
+		{"new", before + "\nnode9      BGP        ---        up     07:58:41.000  Established", []string{"node9"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, a := birdSessionEpochs(before), birdSessionEpochs(tc.after)
+			if len(b) != 3 {
+				t.Fatalf("read %d sessions from %q, want 3: %v", len(b), before, b)
+			}
+			if got := SessionsReset(b, a); !slices.Equal(got, tc.want) {
+				t.Errorf("SessionsReset = %v, want %v (before %v, after %v)", got, tc.want, b, a)
+			}
+		})
+	}
+	frr := map[string]SessionEpoch{"192.0.2.11": {State: "Established", Since: "1764575856", at: time.Unix(1764575856, 0)}}
+	later := map[string]SessionEpoch{"192.0.2.11": {State: "Established", Since: "1764575857", at: time.Unix(1764575857, 0)}}
+	if got := SessionsReset(frr, later); len(got) != 0 {
+		t.Errorf("FRR epoch seconds one apart (rounding) read as a reset: %v", got)
+	}
+	later["192.0.2.11"] = SessionEpoch{State: "Established", Since: "1764575900", at: time.Unix(1764575900, 0)}
+	if got := SessionsReset(frr, later); !slices.Equal(got, []string{"192.0.2.11"}) {
+		t.Errorf("FRR session re-established 44 s later not read as a reset: %v", got)
 	}
 }
