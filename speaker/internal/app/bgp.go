@@ -52,19 +52,18 @@ type bgpSide struct {
 	applied  appliedBGP
 }
 
-// appliedBGP is what the last Apply was given and what came of it.
+// appliedBGP is what the BGP side last gave GoBGP and read from it.
 type appliedBGP struct {
-	// plan is the plan's routes (the same slice until a Service changes them), sessions the
-	// sessions; ok: Apply took them without error.
-	plan     []planner.Route
+	// sessions are the sessions applied; ok: GoBGP took the routes and sessions without error;
+	// table the routes given, by prefix.
 	sessions []bgp.Session
 	ok       bool
-	// routes and want are the routes toward the sessions of their family.
-	routes []planner.Route
-	want   []bgp.Route
-	// states are the session states announced was counted on.
-	states    []bgp.SessionState
-	announced map[netip.Addr]announcement
+	table    *bgpTable
+	// states are the sessions' states as last read, at read, when the speaker's Events were
+	// events.
+	states []bgp.SessionState
+	read   time.Time
+	events uint64
 	// counts are the prefixes advertised per session, read at counted; uncounted: routes
 	// were applied since.
 	counts    map[string]int
@@ -77,6 +76,11 @@ type appliedBGP struct {
 // countInterval is how often the prefixes advertised are counted (SpeakerStatus is written at
 // most once a second anyway).
 const countInterval = time.Second
+
+// stateInterval is how long the sessions' states read are used while GoBGP tells of no
+// change of state (reading them walks GoBGP's table): their queues and counts may lag that
+// long.
+const stateInterval = 500 * time.Millisecond
 
 // cachedSecret is the last password read from a Secret. It outlives failed reads: an API
 // server outage must not take down the sessions it protects.
@@ -96,7 +100,11 @@ type peerProblem struct {
 
 // bgpResult is what the BGP side announces now and how its sessions stand.
 type bgpResult struct {
+	// announced are the addresses announced over an Established session; touched those whose
+	// announcement may have changed since the last result, or every one when all.
 	announced map[netip.Addr]announcement
+	touched   []netip.Addr
+	all       bool
 	sessions  []bgp.SessionState
 	// problems are by BGPPeer name: peers skipped, and peers running on a password whose
 	// Secret is gone.
@@ -114,7 +122,7 @@ func (b *bgpSide) sync(ctx context.Context, w planner.Objects, in planner.Input,
 			b.log.Info("No BGP peers left; stopping BGP")
 			b.close(ctx)
 		}
-		return bgpResult{problems: problems}
+		return bgpResult{problems: problems, all: true}
 	}
 	asn := sessions[0].MyASN
 	// Each session carries its own ASN; the server's own only matters at start.
@@ -126,124 +134,77 @@ func (b *bgpSide) sync(ctx context.Context, w planner.Objects, in planner.Input,
 		sp, err := bgp.New(b.log, routerID, asn, b.changed)
 		if err != nil {
 			b.log.Error(err, "Starting BGP failed")
-			return bgpResult{problems: problems}
+			return bgpResult{problems: problems, all: true}
 		}
 		b.sp, b.applied = sp, appliedBGP{}
 	}
-	// Unchanged routes (the plan keeps the same slice until a Service changes them) and
-	// sessions need no Apply, and unchanged session states no new count.
-	fresh := !b.applied.ok || !sameSlice(p.routes, b.applied.plan) || !reflect.DeepEqual(sessions, b.applied.sessions)
-	if fresh {
-		b.applied.plan, b.applied.sessions = p.routes, sessions
-		b.applied.routes, b.applied.want = toApply(p.routes, sessions)
-		err := b.sp.Apply(ctx, sessions, b.applied.want)
-		if err != nil {
-			b.log.Error(err, "Applying the BGP plan failed")
-		}
-		b.applied.ok = err == nil
-		b.applied.uncounted = true
-	}
-	// The counts of prefixes advertised cost a pass of the export policy over every path:
-	// read at most every countInterval, the last counts reported in between.
-	counted := time.Since(b.applied.counted) >= countInterval
-	res := bgpResult{sessions: b.sp.State(ctx, counted), updates: b.sp.Updates.Load(), problems: problems}
-	if counted {
-		b.applied.counted, b.applied.counts, b.applied.uncounted = time.Now(), map[string]int{}, false
-		for _, st := range res.sessions {
-			b.applied.counts[st.Name] = st.Advertised
-		}
-	} else {
-		for i := range res.sessions {
-			res.sessions[i].Advertised = b.applied.counts[res.sessions[i].Name]
-		}
-	}
+	touched, fresh := b.apply(ctx, p, sessions)
+	b.readStates(ctx, fresh)
+	res := bgpResult{sessions: slices.Clone(b.applied.states), updates: b.sp.Updates.Load(), problems: problems}
 	res.bfdPackets[0], res.bfdPackets[1], res.bfdPackets[2] = b.sp.BFDStats()
 	b.noteEstablished(sessions, res.sessions)
-	if fresh || !reflect.DeepEqual(res.sessions, b.applied.states) {
-		b.applied.announced = announcedOverBGP(b.applied.routes, res.sessions, p.holders)
-		b.applied.states = res.sessions
-		b.applied.settling = settling(b.applied.want, res.sessions)
+	res.all = b.applied.table.setStates(res.sessions, p.holders)
+	if !res.all {
+		res.touched = touched
 	}
+	b.applied.settling = b.applied.table.settling(res.sessions)
 	// The counts in SpeakerStatus lag while updates go out, or were not read since the last
 	// change: look again shortly.
 	if (b.applied.uncounted || b.applied.settling) && b.recheck.CompareAndSwap(false, true) {
-		time.AfterFunc(500*time.Millisecond, func() { b.recheck.Store(false); b.changed() })
+		time.AfterFunc(stateInterval, func() { b.recheck.Store(false); b.changed() })
 	}
-	res.announced = b.applied.announced
+	res.announced = b.applied.table.announced
 	return res
 }
 
-// toApply turns the plan's routes into the speaker's: each toward the sessions of its
-// prefix's family only (a copy: the plan keeps its routes). The next hop is each session's
-// own local address (what its router reached us from), not the node's InternalIP, which may
-// sit on another interface.
-func toApply(planned []planner.Route, sessions []bgp.Session) ([]planner.Route, []bgp.Route) {
-	v4 := map[string]bool{}
-	for _, ss := range sessions {
-		v4[ss.Name] = ss.Address.Is4()
+// apply gives GoBGP the plan: a new plan or new sessions the whole table (GoBGP changes only
+// the difference), fresh; otherwise the prefixes the plan changed, if any, and the addresses
+// whose announcement that touched.
+func (b *bgpSide) apply(ctx context.Context, p bgpPlan, sessions []bgp.Session) (touched []netip.Addr, fresh bool) {
+	fresh = !b.applied.ok || p.full || b.applied.table == nil || !reflect.DeepEqual(sessions, b.applied.sessions)
+	var err error
+	switch {
+	case fresh:
+		b.applied.sessions, b.applied.table = sessions, newBGPTable(p.routes(), sessions)
+		err = b.sp.Apply(ctx, sessions, b.applied.table.want())
+	case len(p.changed) > 0:
+		var set []bgp.Route
+		var withdraw []netip.Prefix
+		set, withdraw, touched = b.applied.table.update(p.changed, p.route, p.holders)
+		err = b.sp.Update(ctx, set, withdraw)
+	default:
+		return nil, false
 	}
-	routes := slices.Clone(planned)
-	for i := range routes {
-		r := &routes[i]
-		r.Peers = slices.DeleteFunc(slices.Clone(r.Peers), func(p string) bool { is4, ok := v4[p]; return !ok || is4 != r.Prefix.Addr().Is4() })
+	if err != nil {
+		b.log.Error(err, "Applying the BGP plan failed")
 	}
-	routes = slices.DeleteFunc(routes, func(r planner.Route) bool { return len(r.Peers) == 0 })
-	want := make([]bgp.Route, 0, len(routes))
-	for _, r := range routes {
-		want = append(want, bgp.Route{Prefix: r.Prefix, Communities: r.Communities, LocalPref: r.LocalPref, Peers: r.Peers})
-	}
-	return routes, want
+	b.applied.ok, b.applied.uncounted = err == nil, true
+	return touched, fresh
 }
 
-// sameSlice tells whether a and b are the same slice (not only equal).
-func sameSlice[T any](a, b []T) bool {
-	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
-}
-
-// settling reports whether an established session has not been sent all its routes yet or
-// its BFD session is still coming up (GoBGP tells of neither).
-func settling(routes []bgp.Route, states []bgp.SessionState) bool {
-	for _, st := range states {
-		if !st.Established {
-			continue
+// readStates reads the sessions' states again when GoBGP told of a change, after a new
+// table, and every stateInterval (a reading walks GoBGP's table). The counts of prefixes
+// advertised cost a pass of the export policy over every path: read at most every
+// countInterval, the last counts reported in between.
+func (b *bgpSide) readStates(ctx context.Context, fresh bool) {
+	now := time.Now()
+	counted := now.Sub(b.applied.counted) >= countInterval
+	events := b.sp.Events.Load()
+	if !fresh && !counted && events == b.applied.events && now.Sub(b.applied.read) < stateInterval {
+		return
+	}
+	states := b.sp.State(ctx, counted)
+	if counted {
+		b.applied.counted, b.applied.counts, b.applied.uncounted = now, map[string]int{}, false
+		for _, st := range states {
+			b.applied.counts[st.Name] = st.Advertised
 		}
-		if st.BFD != "" && st.BFD != "Up" {
-			return true
-		}
-		addr, err := netip.ParseAddr(st.Address)
-		if err != nil {
-			continue
-		}
-		n := 0
-		for _, r := range routes {
-			if slices.Contains(r.Peers, st.Name) && r.Prefix.Addr().Is4() == addr.Is4() {
-				n++
-			}
-		}
-		if st.OutQueue > 0 || st.Advertised != n {
-			return true
+	} else {
+		for i := range states {
+			states[i].Advertised = b.applied.counts[states[i].Name]
 		}
 	}
-	return false
-}
-
-// announcedOverBGP lists the addresses a route carries on at least one established session.
-func announcedOverBGP(routes []planner.Route, states []bgp.SessionState, holders func(netip.Addr) []string) map[netip.Addr]announcement {
-	up := map[string]bool{}
-	for _, st := range states {
-		up[st.Name] = st.Established
-	}
-	out := map[netip.Addr]announcement{}
-	for _, r := range routes {
-		peers := slices.DeleteFunc(slices.Clone(r.Peers), func(p string) bool { return !up[p] })
-		if len(peers) == 0 {
-			continue
-		}
-		for _, a := range r.Addrs {
-			out[a] = announcement{mode: v1alpha1.ModeBGP, services: holders(a), peers: peers}
-		}
-	}
-	return out
+	b.applied.states, b.applied.read, b.applied.events = states, now, events
 }
 
 // sessions turns the BGPPeers this node peers with into sessions; a peer that cannot be used

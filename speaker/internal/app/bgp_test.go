@@ -2,8 +2,12 @@ package app
 
 import (
 	"context"
+	"maps"
+	"math/rand/v2"
 	"net/netip"
 	"reflect"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -46,27 +50,132 @@ func TestSessionFor(t *testing.T) {
 	}
 }
 
-func TestAnnouncedOverBGP(t *testing.T) {
-	a5, a9 := netip.MustParseAddr("203.0.113.5"), netip.MustParseAddr("203.0.113.9")
+func TestBGPTableAnnounced(t *testing.T) {
+	a5, a9, v6 := netip.MustParseAddr("203.0.113.5"), netip.MustParseAddr("203.0.113.9"), netip.MustParseAddr("2001:db8::5")
 	routes := []planner.Route{
 		{Prefix: netip.MustParsePrefix("203.0.113.0/24"), Peers: []string{"down", "up"}, Addrs: []netip.Addr{a5, a9}},
-		{Prefix: netip.MustParsePrefix("2001:db8::5/128"), Peers: []string{"down"}, Addrs: []netip.Addr{netip.MustParseAddr("2001:db8::5")}},
+		{Prefix: netip.MustParsePrefix("2001:db8::5/128"), Peers: []string{"down", "up"}, Addrs: []netip.Addr{v6}},
 	}
+	sessions := []bgp.Session{{Name: "up", Address: netip.MustParseAddr("192.0.2.1")}, {Name: "down", Address: netip.MustParseAddr("192.0.2.2")}}
 	states := []bgp.SessionState{{Name: "up", Established: true}, {Name: "down"}}
 	holders := map[netip.Addr][]string{a5: {"ns/a", "ns/b"}, a9: {"ns/a"}}
-	got := announcedOverBGP(routes, states, func(a netip.Addr) []string { return holders[a] })
+	tb := newBGPTable(routes, sessions)
+	if want := tb.want(); len(want) != 1 || want[0].Prefix != routes[0].Prefix {
+		t.Fatalf("routes for GoBGP %+v, want only the IPv4 one (no IPv6 session)", want)
+	}
+	if !tb.setStates(states, func(a netip.Addr) []string { return holders[a] }) {
+		t.Fatal("the first states made nothing")
+	}
+	got := tb.announced
 	if len(got) != 2 {
-		t.Fatalf("announced %+v, want .5 and .9 only (the v6 route has no established session)", got)
+		t.Fatalf("announced %+v, want .5 and .9 only (the v6 route has no session of its family)", got)
 	}
 	if g := got[a5]; len(g.peers) != 1 || g.peers[0] != "up" || len(g.services) != 2 || g.services[0] != "ns/a" {
 		t.Fatalf(".5: %+v", g)
 	}
+	if tb.setStates(states, func(a netip.Addr) []string { return holders[a] }) {
+		t.Fatal("the same sessions up made announced again")
+	}
+	// An address in its own route and in an aggregate is announced to the sessions of both.
+	set, withdraw, touched := tb.update([]netip.Prefix{netip.MustParsePrefix("203.0.113.5/32")}, func(p netip.Prefix) (planner.Route, bool) {
+		return planner.Route{Prefix: p, Peers: []string{"down"}, Addrs: []netip.Addr{a5}}, true
+	}, func(a netip.Addr) []string { return holders[a] })
+	if len(set) != 1 || len(withdraw) != 0 || !slices.Equal(touched, []netip.Addr{a5}) {
+		t.Fatalf("update: set %v withdraw %v touched %v", set, withdraw, touched)
+	}
+	tb.setStates([]bgp.SessionState{{Name: "up", Established: true}, {Name: "down", Established: true}}, func(a netip.Addr) []string { return holders[a] })
+	if g := tb.announced[a5]; !slices.Equal(g.peers, []string{"down", "up"}) {
+		t.Fatalf(".5 in two routes: %+v", g)
+	}
+	if g := tb.announced[a9]; !slices.Equal(g.peers, []string{"down", "up"}) {
+		t.Fatalf(".9: %+v", g)
+	}
+}
+
+// TestBGPTableIncrementalEqualsFull changes random prefixes and sessions' states step by step
+// and checks that the table kept equals one made from scratch from the same routes.
+func TestBGPTableIncrementalEqualsFull(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 15))
+	sessions := []bgp.Session{{Name: "a", Address: netip.MustParseAddr("192.0.2.1")}, {Name: "b", Address: netip.MustParseAddr("192.0.2.2")},
+		{Name: "c", Address: netip.MustParseAddr("2001:db8::1")}}
+	peers := []string{"a", "b", "c", "gone"}
+	holders := func(a netip.Addr) []string { return []string{"ns/" + a.String()} }
+	prefixes := make([]netip.Prefix, 0, 40)
+	for i := range 16 {
+		prefixes = append(prefixes, netip.PrefixFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), 32))
+		prefixes = append(prefixes, netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(i)}), 128))
+	}
+	for i := range 4 {
+		prefixes = append(prefixes, netip.PrefixFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(i * 4)}), 30))
+	}
+	plan := map[netip.Prefix]planner.Route{}
+	randomRoute := func(p netip.Prefix) planner.Route {
+		r := planner.Route{Prefix: p}
+		for _, peer := range peers {
+			if rng.IntN(2) == 0 {
+				r.Peers = append(r.Peers, peer)
+			}
+		}
+		for a := p.Addr(); p.Contains(a); a = a.Next() {
+			r.Addrs = append(r.Addrs, a)
+		}
+		if rng.IntN(3) == 0 {
+			r.Communities = []string{"65000:" + strconv.Itoa(rng.IntN(3))}
+		}
+		return r
+	}
+	randomStates := func() []bgp.SessionState {
+		var out []bgp.SessionState
+		for _, ss := range sessions {
+			out = append(out, bgp.SessionState{Name: ss.Name, Established: rng.IntN(3) > 0})
+		}
+		return out
+	}
+	states := randomStates()
+	tb := newBGPTable(nil, sessions)
+	tb.setStates(states, holders)
+	for step := range 10000 {
+		var changed []netip.Prefix
+		for range 1 + rng.IntN(3) {
+			p := prefixes[rng.IntN(len(prefixes))]
+			if rng.IntN(3) == 0 {
+				delete(plan, p)
+			} else {
+				plan[p] = randomRoute(p)
+			}
+			changed = append(changed, p)
+		}
+		set, withdraw, _ := tb.update(changed, func(p netip.Prefix) (planner.Route, bool) { r, ok := plan[p]; return r, ok }, holders)
+		for _, r := range set {
+			if slices.Contains(withdraw, r.Prefix) {
+				t.Fatalf("step %d: %s both announced and withdrawn", step, r.Prefix)
+			}
+		}
+		if rng.IntN(10) == 0 {
+			states = randomStates()
+			tb.setStates(states, holders)
+		}
+		full := newBGPTable(slices.SortedFunc(maps.Values(plan), func(a, b planner.Route) int { return comparePrefixes(a.Prefix, b.Prefix) }), sessions)
+		full.setStates(states, holders)
+		if !reflect.DeepEqual(tb.want(), full.want()) {
+			t.Fatalf("step %d: routes kept %+v, made anew %+v", step, tb.want(), full.want())
+		}
+		for _, name := range peers {
+			if tb.perSession[name] != full.perSession[name] {
+				t.Fatalf("step %d: %s has %d routes kept, %d made anew", step, name, tb.perSession[name], full.perSession[name])
+			}
+		}
+		if !reflect.DeepEqual(tb.announced, full.announced) {
+			t.Fatalf("step %d: announced kept %+v, made anew %+v", step, tb.announced, full.announced)
+		}
+	}
 }
 
 func TestSettling(t *testing.T) {
-	routes := []bgp.Route{{Prefix: netip.MustParsePrefix("203.0.113.5/32"), Peers: []string{"v4"}}, {Prefix: netip.MustParsePrefix("2001:db8::5/128"), Peers: []string{"v4", "v6"}}}
+	routes := []planner.Route{{Prefix: netip.MustParsePrefix("203.0.113.5/32"), Peers: []string{"v4"}}, {Prefix: netip.MustParsePrefix("2001:db8::5/128"), Peers: []string{"v4", "v6"}}}
+	tb := newBGPTable(routes, []bgp.Session{{Name: "v4", Address: netip.MustParseAddr("192.0.2.1")}, {Name: "v6", Address: netip.MustParseAddr("2001:db8::1")}})
 	done := []bgp.SessionState{{Name: "v4", Address: "192.0.2.1", Established: true, Advertised: 1}, {Name: "v6", Address: "2001:db8::1", Established: true, Advertised: 1, BFD: "Up"}}
-	if settling(routes, done) {
+	if tb.settling(done) {
 		t.Fatal("settled sessions reported as settling")
 	}
 	for _, tc := range []struct {
@@ -79,7 +188,7 @@ func TestSettling(t *testing.T) {
 	} {
 		st := []bgp.SessionState{done[0], done[1]}
 		tc.mut(&st[1])
-		if !settling(routes, st) {
+		if !tb.settling(st) {
 			t.Errorf("%s: not settling", tc.name)
 		}
 	}

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"maps"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -84,8 +85,10 @@ type plan struct {
 	snap *poolset.Snapshot
 	l2   *planner.L2Plan
 	bgp  *planner.BGPPlan
-	// routes are bgp's routes, sorted, until a Service changes them.
-	routes []planner.Route
+	// bgpTaken: the BGP side has taken this plan (takeBGP); bgpChanged are the prefixes
+	// rebuilt since.
+	bgpTaken   bool
+	bgpChanged map[netip.Prefix]bool
 }
 
 // sameCluster tells whether two inputs differ only in their Services.
@@ -122,8 +125,11 @@ func (s *speaker) update(ctx context.Context, base planner.Input, snap *poolset.
 			touched = append(touched, s.plan.l2.Delete(key)...)
 			prefixes = s.plan.bgp.Delete(key)
 		}
-		if len(prefixes) > 0 {
-			s.plan.routes = nil
+		for _, prefix := range prefixes {
+			if s.plan.bgpChanged == nil {
+				s.plan.bgpChanged = map[netip.Prefix]bool{}
+			}
+			s.plan.bgpChanged[prefix] = true
 		}
 	}
 	s.m.servicePlans.Add(float64(len(keys)))
@@ -131,12 +137,15 @@ func (s *speaker) update(ctx context.Context, base planner.Input, snap *poolset.
 	return slices.Compact(touched), false, nil
 }
 
-// bgpRoutes are the routes this node announces, sorted.
-func (p *plan) bgpRoutes() []planner.Route {
-	if p.routes == nil {
-		p.routes = p.bgp.Routes()
+// takeBGP is what the BGP side is to apply: the whole plan the first time, then the
+// prefixes changed since the last take.
+func (p *plan) takeBGP() bgpPlan {
+	out := bgpPlan{full: !p.bgpTaken, routes: p.bgp.Routes, route: p.bgp.Route, holders: p.holders}
+	if p.bgpTaken {
+		out.changed = slices.SortedFunc(maps.Keys(p.bgpChanged), comparePrefixes)
 	}
-	return p.routes
+	p.bgpTaken, p.bgpChanged = true, nil
+	return out
 }
 
 // holders are the Services holding addr, sorted.

@@ -63,8 +63,12 @@ type hostLinks interface {
 
 // bgpPlan is what the plan says this node announces over BGP.
 type bgpPlan struct {
-	// routes, sorted by prefix.
-	routes []planner.Route
+	// full: the plan was made anew since the last sync; routes are then all routes, sorted
+	// by prefix. Otherwise changed are the prefixes whose route (route) may have changed.
+	full    bool
+	routes  func() []planner.Route
+	changed []netip.Prefix
+	route   func(netip.Prefix) (planner.Route, bool)
 	// holders names the Services holding an address, sorted.
 	holders func(netip.Addr) []string
 }

@@ -108,8 +108,8 @@ type speaker struct {
 	// open turns true once the speaker joined the others or found it is alone, and stays.
 	open  bool
 	owned map[annKey]announcement
-	// ownedBGP is the BGP part owned was last brought up to date with.
-	ownedBGP map[netip.Addr]announcement
+	// ownedBGP are the addresses owned over BGP.
+	ownedBGP map[netip.Addr]bool
 	// members is the set of live members at the last plan; a change re-announces what this
 	// node owns.
 	members map[string]bool
@@ -413,8 +413,8 @@ func (s *speaker) sync(ctx context.Context) {
 		s.members = maps.Clone(live)
 	}
 	self := nodeOf(w.Nodes, s.node)
-	b := s.bgp.sync(ctx, w, base, bgpPlan{routes: s.plan.bgpRoutes(), holders: s.plan.holders}, self)
-	s.own(ctx, l2, visited, allL2, b.announced)
+	b := s.bgp.sync(ctx, w, base, s.plan.takeBGP(), self)
+	s.own(ctx, l2, visited, allL2, b)
 	mine := s.owned
 	conflicts := s.reportConflicts(ctx, mine, now)
 	s.m.observe(len(s.l2want), len(live), b)
@@ -747,11 +747,12 @@ func (s *speaker) read(ctx context.Context) (planner.Objects, error) {
 }
 
 // own brings owned (what this node announces, as reported) up to date: the layer-2 part for
-// the addresses visited (every one with all), the BGP part when its map is new. Each
-// Service hears when this node starts or stops announcing its address.
-func (s *speaker) own(ctx context.Context, l2 map[netip.Addr]announcement, visited []netip.Addr, all bool, bgp map[netip.Addr]announcement) {
+// the addresses visited (every one with all), the BGP part for the addresses the BGP side
+// touched (every one with b.all). Each Service hears when this node starts or stops
+// announcing its address.
+func (s *speaker) own(ctx context.Context, l2 map[netip.Addr]announcement, visited []netip.Addr, all bool, b bgpResult) {
 	if s.owned == nil {
-		s.owned = map[annKey]announcement{}
+		s.owned, s.ownedBGP = map[annKey]announcement{}, map[netip.Addr]bool{}
 	}
 	if all {
 		visited = visited[:0:0]
@@ -767,14 +768,17 @@ func (s *speaker) own(ctx context.Context, l2 map[netip.Addr]announcement, visit
 	for _, a := range visited {
 		s.set(ctx, annKey{a, v1alpha1.ModeL2}, l2)
 	}
-	if !sameMap(bgp, s.ownedBGP) {
-		for a := range s.ownedBGP {
-			s.set(ctx, annKey{a, v1alpha1.ModeBGP}, bgp)
+	touched := b.touched
+	if b.all {
+		touched = slices.Collect(maps.Keys(s.ownedBGP))
+		for a := range b.announced {
+			if !s.ownedBGP[a] {
+				touched = append(touched, a)
+			}
 		}
-		for a := range bgp {
-			s.set(ctx, annKey{a, v1alpha1.ModeBGP}, bgp)
-		}
-		s.ownedBGP = bgp
+	}
+	for _, a := range touched {
+		s.set(ctx, annKey{a, v1alpha1.ModeBGP}, b.announced)
 	}
 }
 
@@ -803,11 +807,13 @@ func (s *speaker) set(ctx context.Context, k annKey, now map[netip.Addr]announce
 	} else {
 		delete(s.owned, k)
 	}
-}
-
-// sameMap tells whether a and b are the same map (not only equal); two nil maps are.
-func sameMap[K comparable, V any](a, b map[K]V) bool {
-	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+	if k.mode == v1alpha1.ModeBGP {
+		if has {
+			s.ownedBGP[k.addr] = true
+		} else {
+			delete(s.ownedBGP, k.addr)
+		}
+	}
 }
 
 func nodeOf(nodes []corev1.Node, name string) *corev1.Node {

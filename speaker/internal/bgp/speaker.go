@@ -59,6 +59,9 @@ type Speaker struct {
 	started time.Time
 	// Updates counts paths announced or withdrawn.
 	Updates atomic.Uint64
+	// Events counts the changes of sessions and of their BFD seen: a reader of State that saw
+	// the same count before needs no new reading for the states alone.
+	Events atomic.Uint64
 }
 
 // New starts a GoBGP server that listens nowhere (it connects to its peers) and calls
@@ -82,14 +85,17 @@ func New(log logr.Logger, routerID netip.Addr, asn uint32, changed func()) (*Spe
 		s.Close(context.Background(), false)
 		return nil, fmt.Errorf("setting the export default: %w", err)
 	}
-	if changed != nil {
-		err := srv.WatchEvent(ctx, server.WatchEventMessageCallbacks{
-			OnPeerUpdate: func(*apiutil.WatchEventMessage_PeerEvent, time.Time) { changed() },
-		}, server.WatchPeer())
-		if err != nil {
-			s.Close(context.Background(), false)
-			return nil, fmt.Errorf("watching sessions: %w", err)
-		}
+	err := srv.WatchEvent(ctx, server.WatchEventMessageCallbacks{
+		OnPeerUpdate: func(*apiutil.WatchEventMessage_PeerEvent, time.Time) {
+			s.Events.Add(1)
+			if changed != nil {
+				changed()
+			}
+		},
+	}, server.WatchPeer())
+	if err != nil {
+		s.Close(context.Background(), false)
+		return nil, fmt.Errorf("watching sessions: %w", err)
 	}
 	return s, nil
 }
@@ -115,13 +121,33 @@ func (s *Speaker) Apply(ctx context.Context, sessions []Session, routes []Route)
 			wantRoutes[r.Prefix] = r
 		}
 	}
-	errs = append(errs, s.applyRoutes(ctx, wantRoutes)...)
+	errs = append(errs, s.applyRoutes(ctx, diffRoutes(s.routes, wantRoutes))...)
 	for _, ss := range added {
 		if err := s.openSession(ctx, ss); err != nil {
 			errs = append(errs, fmt.Errorf("peer %s: %w", ss.Name, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Update changes the routes of the prefixes given, and no others: routes are the new routes of
+// theirs, withdraw the prefixes that have none now. The sessions stay as the last Apply made
+// them (a route's peers outside them are dropped). Its work is in proportion to the prefixes
+// given, where Apply's is in proportion to the table.
+func (s *Speaker) Update(ctx context.Context, routes []Route, withdraw []netip.Prefix) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	want := make(map[netip.Prefix]Route, len(routes))
+	prefixes := make([]netip.Prefix, 0, len(routes)+len(withdraw))
+	for _, r := range routes {
+		prefixes = append(prefixes, r.Prefix)
+		r.Peers = slices.DeleteFunc(slices.Clone(r.Peers), func(p string) bool { _, ok := s.sessions[p]; return !ok })
+		if len(r.Peers) > 0 {
+			want[r.Prefix] = r
+		}
+	}
+	prefixes = append(prefixes, withdraw...)
+	return errors.Join(s.applyRoutes(ctx, diffPrefixes(s.routes, want, prefixes))...)
 }
 
 // applySessions removes the sessions not wanted (or changed) and sets up the filters of the
@@ -259,6 +285,7 @@ func (s *Speaker) startBFD(ss Session) error {
 				}
 			}()
 		}
+		s.Events.Add(1)
 		if s.changed != nil {
 			s.changed()
 		}
@@ -286,11 +313,10 @@ func (s *Speaker) removeSession(ctx context.Context, ss Session) error {
 	return err
 }
 
-// applyRoutes lets the new prefixes through their sessions' filters, announces, withdraws,
-// and finally closes the filters, withdrawing from sessions that lost a route still
-// announced to others.
-func (s *Speaker) applyRoutes(ctx context.Context, want map[netip.Prefix]Route) []error {
-	d := diffRoutes(s.routes, want)
+// applyRoutes lets the new prefixes of d through their sessions' filters, announces,
+// withdraws, and finally closes the filters, withdrawing from sessions that lost a route
+// still announced to others.
+func (s *Speaker) applyRoutes(ctx context.Context, d routeDiff) []error {
 	var errs []error
 	for _, peer := range slices.Sorted(maps.Keys(d.gain)) {
 		if err := s.setPrefixes(ctx, peer, d.gain[peer], true); err != nil {

@@ -158,6 +158,35 @@ func TestSpeakerOnLoopback(t *testing.T) {
 	if len(st) != 2 || !st[0].Established || !st[1].Established || st[0].Advertised != 1 || st[1].Advertised != 2 {
 		t.Fatalf("state %+v, want both established, a advertising 1 and b 2", st)
 	}
+	if s.Events.Load() == 0 {
+		t.Error("two sessions came up and Events counted none")
+	}
+
+	// Update changes the prefixes it is given and no others: .4 is new to a, .1 leaves a
+	// (its communities the same), .2 is withdrawn, .5 goes only to a session not configured
+	// (so nowhere), and a prefix never announced is withdrawn without harm.
+	err = s.Update(ctx, []Route{
+		{Prefix: netip.MustParsePrefix("203.0.113.4/32"), Peers: []string{"a"}},
+		{Prefix: netip.MustParsePrefix("203.0.113.1/32"), Peers: []string{"b"}, Communities: []string{"65000:200"}},
+		{Prefix: netip.MustParsePrefix("203.0.113.5/32"), Peers: []string{"gone"}},
+	}, []netip.Prefix{netip.MustParsePrefix("203.0.113.2/32"), netip.MustParsePrefix("203.0.113.99/32")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a's routes after Update", wantRoutes(t, a, map[string]string{"203.0.113.4/32": ""}))
+	eventually(t, "b's routes after Update", wantRoutes(t, b, map[string]string{"203.0.113.1/32": comm}))
+	// Apply of the same table changes nothing Update did not already.
+	before := s.Updates.Load()
+	err = s.Apply(ctx, sessions, []Route{
+		{Prefix: netip.MustParsePrefix("203.0.113.1/32"), Peers: []string{"b"}, Communities: []string{"65000:200"}},
+		{Prefix: netip.MustParsePrefix("203.0.113.4/32"), Peers: []string{"a"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Updates.Load() - before; n != 0 {
+		t.Errorf("Apply of the table Update made sent %d paths, want 0: Update's table and Apply's differ", n)
+	}
 
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -242,6 +271,17 @@ func TestDiffRoutes(t *testing.T) {
 	if len(d.announce) != 1 || fmt.Sprint(d.gain) != fmt.Sprint(map[string][]netip.Prefix{"b": {p1}}) ||
 		fmt.Sprint(d.lose) != fmt.Sprint(map[string][]netip.Prefix{"a": {p1}}) || len(d.withdraw) != 0 {
 		t.Fatalf("peer move: %+v", d)
+	}
+	// Over some prefixes only: p3 (new in want) and p2 (gone from want) are not looked at.
+	want = map[netip.Prefix]Route{p1: {Prefix: p1, Peers: []string{"b"}}, p3: {Prefix: p3, Peers: []string{"b"}}}
+	d = diffPrefixes(old, want, []netip.Prefix{p1, p1})
+	if len(d.announce) != 1 || d.announce[0].Prefix != p1 || len(d.withdraw) != 0 ||
+		fmt.Sprint(d.gain) != fmt.Sprint(map[string][]netip.Prefix{"b": {p1}}) || fmt.Sprint(d.lose) != fmt.Sprint(map[string][]netip.Prefix{"a": {p1}}) {
+		t.Fatalf("over p1 only: %+v", d)
+	}
+	d = diffPrefixes(old, want, []netip.Prefix{p2})
+	if len(d.announce) != 0 || !slices.Equal(d.withdraw, []netip.Prefix{p2}) || fmt.Sprint(d.lose) != fmt.Sprint(map[string][]netip.Prefix{"a": {p2}, "b": {p2}}) {
+		t.Fatalf("over p2 only: %+v", d)
 	}
 }
 

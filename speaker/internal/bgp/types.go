@@ -121,35 +121,47 @@ type routeDiff struct {
 	lose     map[string][]netip.Prefix
 }
 
+// diffRoutes is what turns the routes old into want: over every prefix of either.
 func diffRoutes(old, want map[netip.Prefix]Route) routeDiff {
-	d := routeDiff{gain: map[string][]netip.Prefix{}, lose: map[string][]netip.Prefix{}}
-	for _, p := range slices.SortedFunc(maps.Keys(want), comparePrefix) {
-		r := want[p]
-		o, had := old[p]
-		if had && o.equal(r) {
-			continue
-		}
-		d.announce = append(d.announce, r)
-		for _, peer := range r.Peers {
-			if !had || !slices.Contains(o.Peers, peer) {
-				d.gain[peer] = append(d.gain[peer], p)
-			}
-		}
-		if had {
-			for _, peer := range o.Peers {
-				if !slices.Contains(r.Peers, peer) {
-					d.lose[peer] = append(d.lose[peer], p)
-				}
-			}
+	prefixes := slices.Collect(maps.Keys(want))
+	for p := range old {
+		if _, ok := want[p]; !ok {
+			prefixes = append(prefixes, p)
 		}
 	}
-	for _, p := range slices.SortedFunc(maps.Keys(old), comparePrefix) {
-		if _, keep := want[p]; keep {
-			continue
-		}
-		d.withdraw = append(d.withdraw, p)
-		for _, peer := range old[p].Peers {
-			d.lose[peer] = append(d.lose[peer], p)
+	return diffPrefixes(old, want, prefixes)
+}
+
+// diffPrefixes is what turns old into want over the prefixes given only (a prefix given and
+// not in want is withdrawn): work in proportion to the prefixes, not to the table.
+func diffPrefixes(old, want map[netip.Prefix]Route, prefixes []netip.Prefix) routeDiff {
+	d := routeDiff{gain: map[string][]netip.Prefix{}, lose: map[string][]netip.Prefix{}}
+	prefixes = slices.Clone(prefixes)
+	slices.SortFunc(prefixes, comparePrefix)
+	for _, p := range slices.Compact(prefixes) {
+		o, had := old[p]
+		r, keep := want[p]
+		switch {
+		case keep && had && o.equal(r):
+		case keep:
+			d.announce = append(d.announce, r)
+			for _, peer := range r.Peers {
+				if !had || !slices.Contains(o.Peers, peer) {
+					d.gain[peer] = append(d.gain[peer], p)
+				}
+			}
+			if had {
+				for _, peer := range o.Peers {
+					if !slices.Contains(r.Peers, peer) {
+						d.lose[peer] = append(d.lose[peer], p)
+					}
+				}
+			}
+		case had:
+			d.withdraw = append(d.withdraw, p)
+			for _, peer := range o.Peers {
+				d.lose[peer] = append(d.lose[peer], p)
+			}
 		}
 	}
 	return d
