@@ -8,14 +8,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/vipcast/vipcast/test/lab"
 )
 
-// labIndex keeps the tests' lab apart from `make demo` (2) and `vipcast-lab up` (0).
-const labIndex = 1
+// labIndex keeps the tests' lab apart from `make demo` (2) and `vipcast-lab up` (0);
+// VIPCAST_LAB_INDEX moves it, to run some tests beside a `make test` (5 is free).
+var labIndex = 1
 
 var (
 	cluster *lab.Lab
@@ -37,6 +39,14 @@ func run(m *testing.M) int {
 		return 1
 	}
 	ctx := context.Background()
+	if v := os.Getenv("VIPCAST_LAB_INDEX"); v != "" {
+		i, err := strconv.Atoi(v)
+		if err != nil {
+			fmt.Println("e2e: VIPCAST_LAB_INDEX:", err)
+			return 1
+		}
+		labIndex = i
+	}
 	var err error
 	if binDir, err = os.MkdirTemp("", "vipcast-e2e-bin-"); err != nil {
 		fmt.Println(err)
