@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -174,5 +175,22 @@ func TestConflictsAreCappedNotFrozen(t *testing.T) {
 	c := meta.FindStatusCondition(got.Conditions, ConditionConflict)
 	if c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "and 1495 more") {
 		t.Errorf("Conflict condition %+v, want True counting all 1,500", c)
+	}
+}
+
+// BenchmarkReportAt50000 composes the SpeakerStatus of a node announcing 50,000 addresses
+// over BGP to two sessions (what a held report costs when composed on every plan).
+func BenchmarkReportAt50000(b *testing.B) {
+	mine := make(map[annKey]announcement, 50000)
+	for i := range 50000 {
+		a := netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)})
+		mine[annKey{a, v1alpha1.ModeBGP}] = announcement{mode: v1alpha1.ModeBGP, services: []string{"ns/s" + strconv.Itoa(i)}, peers: []string{"tor1", "tor2"}}
+	}
+	r := report{mine: mine}
+	b.ReportAllocs()
+	for b.Loop() {
+		if st := r.status(); st.AnnouncedCount != 50000 {
+			b.Fatal(st.AnnouncedCount)
+		}
 	}
 }
