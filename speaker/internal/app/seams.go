@@ -18,8 +18,9 @@ type l2Applier interface {
 	// Apply makes want (address → interfaces) the owned set.
 	Apply(want map[netip.Addr][]string) error
 	// Update changes the owned set for the addresses in changes only (no interfaces: not
-	// owned); stale asks for an Apply of the whole set instead (an interface changed).
-	Update(changes map[netip.Addr][]string) (stale bool, err error)
+	// owned); with recheck it first looks whether an interface changed, and stale asks for
+	// an Apply of the whole set instead.
+	Update(changes map[netip.Addr][]string, recheck bool) (stale bool, err error)
 	// Owned is what it answers for now, on which interfaces.
 	Owned() map[netip.Addr][]string
 	// Reannounce sends the gratuitous burst again for everything owned.

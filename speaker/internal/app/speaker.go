@@ -104,7 +104,9 @@ type speaker struct {
 	// read only after one; without, every plan reads them.
 	linkEvents bool
 	linksStale atomic.Bool
-	started    time.Time
+	// linksRead: this plan read the interfaces (netlink told of a change, or it tells of none).
+	linksRead bool
+	started   time.Time
 	// open turns true once the speaker joined the others or found it is alone, and stays.
 	open  bool
 	owned map[annKey]announcement
@@ -432,7 +434,7 @@ func (s *speaker) applyL2(visited []netip.Addr, all *bool) error {
 		for _, a := range visited {
 			changes[a] = s.l2want[a]
 		}
-		stale, err := s.ann.Update(changes)
+		stale, err := s.ann.Update(changes, s.linksRead)
 		if !stale {
 			return err
 		}
@@ -536,9 +538,11 @@ func (s *speaker) failed(msg string) report {
 // them to the other speakers, and tells whether they changed. On failure the last ones read
 // stay.
 func (s *speaker) refreshLinks() bool {
+	s.linksRead = false
 	if s.linkEvents && !s.linksStale.Swap(false) {
 		return false
 	}
+	s.linksRead = true
 	links, err := s.host.Links()
 	if err != nil {
 		s.linksStale.Store(true)

@@ -73,7 +73,7 @@ type fakeL2 struct {
 }
 
 func (f *fakeL2) Apply(want map[netip.Addr][]string) error { f.want = maps.Clone(want); return f.err }
-func (f *fakeL2) Update(changes map[netip.Addr][]string) (bool, error) {
+func (f *fakeL2) Update(changes map[netip.Addr][]string, _ bool) (bool, error) {
 	if f.want == nil {
 		f.want = map[netip.Addr][]string{}
 	}

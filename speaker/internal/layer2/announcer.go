@@ -208,11 +208,16 @@ func (a *Announcer) Apply(want map[netip.Addr][]string) error {
 }
 
 // Update changes what is owned for the addresses in changes only (no interface: not owned),
-// as Apply would for the whole set. When an interface changed since the last Apply or
-// Update (another index or MAC, or down), its addresses are dropped and nothing is changed:
-// stale tells the caller to Apply the whole set, which reopens it.
-func (a *Announcer) Update(changes map[netip.Addr][]string) (stale bool, err error) {
-	now := interfacesNow()
+// as Apply would for the whole set. With recheck (the caller does not know that the host's
+// interfaces stayed as they were: reading them is a netlink dump, long on a node with a veth
+// per pod), when an interface changed since the last Apply or Update (another index or MAC,
+// or down), its addresses are dropped and nothing is changed: stale tells the caller to
+// Apply the whole set, which reopens it.
+func (a *Announcer) Update(changes map[netip.Addr][]string, recheck bool) (stale bool, err error) {
+	var now map[string]net.Interface
+	if recheck {
+		now = interfacesNow()
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
