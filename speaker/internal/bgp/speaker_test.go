@@ -24,6 +24,10 @@ type receiver struct {
 }
 
 func newReceiver(t *testing.T, addr string, port uint16, peerASN uint32) *receiver {
+	return newReceiverB(t, addr, port, peerASN)
+}
+
+func newReceiverB(t testing.TB, addr string, port uint16, peerASN uint32) *receiver {
 	t.Helper()
 	srv := server.NewBgpServer()
 	go srv.Serve()
