@@ -126,6 +126,26 @@ func (a *Allocator) helpful(req *Request) []netip.Addr {
 	return ips
 }
 
+// helpfulPools returns the pools whose freed addresses could help a Service that names no
+// address: the pool it names, else every usable pool that would auto-assign to it. A pool
+// that does not admit the Service, or that hands out nothing (terminating or broken), is no
+// help; a change of pools (or of the namespace's labels) wakes the Service instead.
+func (a *Allocator) helpfulPools(req *Request) []string {
+	var names []string
+	if req.Pool != "" {
+		if p := a.pools.Pool(req.Pool); p == nil || p.Usable() && p.Serves(req.Namespace, req.NamespaceLabels, req.Labels) {
+			names = []string{req.Pool}
+		}
+		return names
+	}
+	for _, p := range a.pools.Ordered() {
+		if p.Usable() && p.AutoAssign && p.Serves(req.Namespace, req.NamespaceLabels, req.Labels) {
+			names = append(names, p.Name)
+		}
+	}
+	return names
+}
+
 // waitFor records why req failed so that the right change wakes it. When req had been
 // woken by a freed address and the address is still free, the wake-up passes on to the
 // next Service in that queue, so one Service that cannot use it does not starve the rest.
@@ -151,20 +171,7 @@ func (a *Allocator) waitFor(req *Request, cause string) {
 		a.wait.add(req.Key, a.helpful(req), nil)
 		return
 	}
-	var names []string
-	if req.Pool != "" {
-		// A pool that does not admit the Service is no help when it frees an address; a
-		// change of pools (or of the namespace's labels) wakes the Service instead.
-		if p := a.pools.Pool(req.Pool); p == nil || p.Serves(req.Namespace, req.NamespaceLabels, req.Labels) {
-			names = []string{req.Pool}
-		}
-	} else {
-		for _, p := range a.pools.Ordered() {
-			if p.AutoAssign && p.Serves(req.Namespace, req.NamespaceLabels, req.Labels) {
-				names = append(names, p.Name)
-			}
-		}
-	}
+	names := a.helpfulPools(req)
 	// Wait on the families that are missing: a dual-stack Service short of an IPv6
 	// address must not take the wake-up of a freed IPv4 address from the next Service.
 	must, _ := req.wantedFamilies()
