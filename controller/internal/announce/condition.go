@@ -107,10 +107,12 @@ type announcer struct {
 
 // Desired computes the Announced condition of a Service holding ips: True when every address
 // is announced by a live node ("L2 from node-b on eth0", "BGP from node-a, node-c to 2
-// peers"), else False with the planner's reason for the first address nobody announces.
+// peers"), else False: Conflict when a live node reports another claim for any of them, else
+// the planner's reason for the first address nobody announces.
 func Desired(ips []netip.Addr, announced map[netip.Addr][]announcer, conflicts map[netip.Addr][]conflict, decisions map[netip.Addr]planner.Decision, generation int64) metav1.Condition {
 	c := metav1.Condition{Type: v1alpha1.ConditionAnnounced, ObservedGeneration: generation, Status: metav1.ConditionTrue, Reason: ReasonAnnounced}
-	var parts []string
+	// A conflict on any address comes first: it needs the user, where another address
+	// still waiting for its node's report usually needs nothing but time.
 	for _, ip := range ips {
 		if cs := conflicts[ip]; len(cs) > 0 {
 			x := cs[0]
@@ -122,6 +124,9 @@ func Desired(ips []netip.Addr, announced map[netip.Addr][]announcer, conflicts m
 			c.Message = fmt.Sprintf("%s, announced by %s, was also claimed by %s in the last 30 s: clients may reach either", ip, x.seenBy, who)
 			return c
 		}
+	}
+	var parts []string
+	for _, ip := range ips {
 		ans := announced[ip]
 		if len(ans) == 0 {
 			c.Status = metav1.ConditionFalse

@@ -144,6 +144,13 @@ func TestDesiredConflict(t *testing.T) {
 	if !strings.Contains(c.Message, "(the speaker on b)") {
 		t.Errorf("a speaker's claim: %+v", c)
 	}
+	// The conflict shows even when an address before it still waits for its node's report.
+	pending := netip.MustParseAddr("192.0.2.1")
+	decisions := map[netip.Addr]planner.Decision{pending: {Owner: "b"}}
+	c = Desired([]netip.Addr{pending, v4}, announcers(t, statuses, v4), Conflicts(statuses, live), decisions, 1)
+	if c.Reason != ReasonConflict || !strings.Contains(c.Message, "192.0.2.240") {
+		t.Errorf("a conflict behind a pending address: %+v", c)
+	}
 	statuses[0].Status.Interfaces = []v1alpha1.SpeakerInterface{{Name: "eth0", MAC: "02:00:00:00:00:11", Prefixes: []string{"192.0.2.0/24", "bad"}}}
 	links := Links(statuses, live)
 	if l := links["a"]; len(l) != 1 || l[0].Name != "eth0" || len(l[0].Prefixes) != 1 {
