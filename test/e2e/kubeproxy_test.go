@@ -208,21 +208,24 @@ func TestExternalNameIgnoredByVipcast(t *testing.T) {
 	if len(got.Status.LoadBalancer.Ingress) != 0 || len(got.Status.Conditions) != 0 {
 		t.Errorf("vipcast wrote the ExternalName Service's status: %+v", got.Status)
 	}
+	// Events are sent apart from the status write: wait for the LoadBalancer Service's, which
+	// the controller sent after anything it would have said about the ExternalName one.
 	var events eventsv1.EventList
-	if err := cluster.Kube.List(t.Context(), &events, client.InNamespace(ns)); err != nil {
-		t.Fatal(err)
-	}
-	lbEvents := 0
-	for _, e := range events.Items {
-		switch e.Regarding.Name {
-		case "ext":
-			t.Errorf("an Event about the ExternalName Service: %s %s", e.Reason, e.Note)
-		case "lb":
-			lbEvents++
+	eventually(t, 30*time.Second, "an Event about the LoadBalancer Service (else the check below proves nothing)", func(ctx context.Context) error {
+		if err := cluster.Kube.List(ctx, &events, client.InNamespace(ns)); err != nil {
+			return err
 		}
-	}
-	if lbEvents == 0 {
-		t.Error("no Event about the LoadBalancer Service either: the check above proves nothing")
+		for _, e := range events.Items {
+			if e.Regarding.Name == "lb" {
+				return nil
+			}
+		}
+		return fmt.Errorf("%d Events, none about lb", len(events.Items))
+	})
+	for _, e := range events.Items {
+		if e.Regarding.Name == "ext" {
+			t.Errorf("an Event about the ExternalName Service: %s %s", e.Reason, e.Note)
+		}
 	}
 }
 
