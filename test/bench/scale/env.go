@@ -13,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -226,7 +227,7 @@ func (e *env) createParallel(ctx context.Context, n int) error {
 	for w := range e.cfg.workers {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < n && ctx.Err() == nil; i = int(next.Add(1) - 1) {
-				if err := e.fast.Create(ctx, service(bulkName(i))); err != nil {
+				if err := createRetrying(ctx, e.fast, service(bulkName(i))); err != nil {
 					errs[w] = fmt.Errorf("creating Service %d: %w", i, err)
 					return
 				}
@@ -235,6 +236,28 @@ func (e *env) createParallel(ctx context.Context, n int) error {
 	}
 	wg.Wait()
 	return errors.Join(append(errs, ctx.Err())...)
+}
+
+// createRetrying creates obj, again after an answer that leaves it unknown whether it was
+// created (the API server timed out or was overloaded, as a starved lab's does): set-up is
+// not measured, so it must not end a long run. AlreadyExists after such an answer is success.
+func createRetrying(ctx context.Context, c client.Client, obj client.Object) error {
+	retried := false
+	for attempt := 0; ; attempt++ {
+		err := c.Create(ctx, obj)
+		switch {
+		case err == nil, retried && apierrors.IsAlreadyExists(err):
+			return nil
+		case attempt < 10 && (apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) || apierrors.IsTooManyRequests(err) || apierrors.IsInternalError(err)):
+			retried = true
+			obj.SetResourceVersion("")
+			if err := sleep(ctx, time.Duration(attempt+1)*time.Second); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+	}
 }
 
 // waitAssigned waits until the pool's status counts n addresses handed out (one small
