@@ -239,8 +239,9 @@ func (e *env) createParallel(ctx context.Context, n int) error {
 }
 
 // createRetrying creates obj, again after an answer that leaves it unknown whether it was
-// created (the API server timed out or was overloaded, as a starved lab's does): set-up is
-// not measured, so it must not end a long run. AlreadyExists after such an answer is success.
+// created (the API server timed out, was overloaded or reset the stream, as a starved lab's
+// does): set-up is not measured, so it must not end a long run. AlreadyExists after such an
+// answer is success; a refusal (invalid, forbidden) is not retried.
 func createRetrying(ctx context.Context, c client.Client, obj client.Object) error {
 	retried := false
 	for attempt := 0; ; attempt++ {
@@ -248,7 +249,7 @@ func createRetrying(ctx context.Context, c client.Client, obj client.Object) err
 		switch {
 		case err == nil, retried && apierrors.IsAlreadyExists(err):
 			return nil
-		case attempt < 10 && (apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) || apierrors.IsTooManyRequests(err) || apierrors.IsInternalError(err)):
+		case attempt < 10 && ctx.Err() == nil && !apierrors.IsAlreadyExists(err) && !apierrors.IsInvalid(err) && !apierrors.IsForbidden(err) && !apierrors.IsBadRequest(err):
 			retried = true
 			obj.SetResourceVersion("")
 			if err := sleep(ctx, time.Duration(attempt+1)*time.Second); err != nil {
