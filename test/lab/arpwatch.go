@@ -219,21 +219,47 @@ func (w *ARPWatch) send(addr netip.Addr) error {
 	return sendErr
 }
 
-// recvFrame reads one frame from a packet socket and tells whether this host sent it.
-func recvFrame(raw syscall.RawConn, buf []byte) (n int, outgoing bool, err error) {
+// recvFrame reads one frame from a packet socket and tells whether this host sent it and
+// when the kernel received it (the socket's SO_TIMESTAMPNS; the time of the read when the
+// kernel gave none). The kernel's time does not depend on how soon this process ran: on a
+// busy machine a burst of frames may wait in the socket long before it is read.
+func recvFrame(raw syscall.RawConn, buf, oob []byte) (n int, outgoing bool, at time.Time, err error) {
 	var from syscall.Sockaddr
+	var oobn int
 	var recvErr error
 	err = raw.Read(func(fd uintptr) bool {
-		n, from, recvErr = syscall.Recvfrom(int(fd), buf, 0)
+		n, oobn, _, from, recvErr = syscall.Recvmsg(int(fd), buf, oob, 0)
 		return !errors.Is(recvErr, syscall.EAGAIN)
 	})
+	at = time.Now()
 	if err == nil {
 		err = recvErr
 	}
 	if ll, ok := from.(*syscall.SockaddrLinklayer); ok {
 		outgoing = ll.Pkttype == syscall.PACKET_OUTGOING
 	}
-	return n, outgoing, err
+	if err == nil {
+		if ts, ok := kernelTime(oob[:oobn]); ok {
+			at = ts
+		}
+	}
+	return n, outgoing, at, err
+}
+
+// kernelTime finds the receive time in a frame's control messages (SCM_TIMESTAMPNS).
+func kernelTime(oob []byte) (time.Time, bool) {
+	msgs, err := syscall.ParseSocketControlMessage(oob)
+	if err != nil {
+		return time.Time{}, false
+	}
+	for _, m := range msgs {
+		if m.Header.Level == syscall.SOL_SOCKET && m.Header.Type == syscall.SCM_TIMESTAMPNS && len(m.Data) >= 16 {
+			sec := int64(binary.NativeEndian.Uint64(m.Data[0:8]))
+			nsec := int64(binary.NativeEndian.Uint64(m.Data[8:16]))
+			return time.Unix(sec, nsec), true
+		}
+	}
+	return time.Time{}, false
 }
 
 // arpClaimOf reads one Ethernet frame and tells whether it is an ARP packet claiming its

@@ -1,12 +1,41 @@
 package lab
 
 import (
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"os"
+	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
+
+// The receive time is read from the SCM_TIMESTAMPNS control message, and only from it.
+func TestKernelTime(t *testing.T) {
+	want := time.Date(2026, 12, 2, 5, 40, 1, 123456789, time.UTC)
+	msg := func(level, typ int32) []byte {
+		b := make([]byte, syscall.CmsgSpace(16))
+		h := (*syscall.Cmsghdr)(unsafe.Pointer(&b[0]))
+		h.Level, h.Type = level, typ
+		h.SetLen(syscall.CmsgLen(16))
+		data := b[syscall.CmsgLen(0):]
+		binary.NativeEndian.PutUint64(data[0:8], uint64(want.Unix()))
+		binary.NativeEndian.PutUint64(data[8:16], uint64(want.Nanosecond()))
+		return b
+	}
+	if at, ok := kernelTime(msg(syscall.SOL_SOCKET, syscall.SCM_TIMESTAMPNS)); !ok || !at.Equal(want) {
+		t.Errorf("kernelTime = %s, %v; want %s", at, ok, want)
+	}
+	if at, ok := kernelTime(append(msg(syscall.SOL_SOCKET, syscall.SCM_RIGHTS), msg(syscall.SOL_SOCKET, syscall.SCM_TIMESTAMPNS)...)); !ok || !at.Equal(want) {
+		t.Errorf("after another message: kernelTime = %s, %v; want %s", at, ok, want)
+	}
+	for name, oob := range map[string][]byte{"none": nil, "another message": msg(syscall.SOL_SOCKET, syscall.SCM_RIGHTS), "cut short": msg(syscall.SOL_SOCKET, syscall.SCM_TIMESTAMPNS)[:12]} {
+		if at, ok := kernelTime(oob); ok {
+			t.Errorf("%s: kernelTime = %s, want none", name, at)
+		}
+	}
+}
 
 func TestARPClaimOf(t *testing.T) {
 	a, w := mustMAC(macA), mustMAC(macW)
@@ -107,8 +136,8 @@ func TestARPWatchWire(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if c.MAC != macA || c.Kind != ClaimReply || c.At.Before(start) {
-		t.Errorf("first claim %+v, want a reply from %s after %s", c, macA, start)
+	if c.MAC != macA || c.Kind != ClaimReply || c.At.Before(start) || c.At.After(time.Now()) {
+		t.Errorf("first claim %+v, want a reply from %s after %s (and before now)", c, macA, start)
 	}
 	if _, ok := w.First(wireVIP4, macA); ok {
 		t.Error("a claim by another MAC than the only owner's")

@@ -179,6 +179,11 @@ func openPacketSocket(ifindex int) (*os.File, error) {
 		_ = syscall.Close(fd)
 		return nil, fmt.Errorf("sizing the packet socket: %w", err)
 	}
+	// Each frame carries the time the kernel received it (recvFrame).
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1); err != nil {
+		_ = syscall.Close(fd)
+		return nil, fmt.Errorf("asking for receive times: %w", err)
+	}
 	if err := syscall.Bind(fd, &syscall.SockaddrLinklayer{Protocol: htons(syscall.ETH_P_ALL), Ifindex: ifindex}); err != nil {
 		_ = syscall.Close(fd)
 		return nil, fmt.Errorf("binding the packet socket: %w", err)
@@ -233,13 +238,13 @@ func (w *ClaimWatch) read() {
 	})
 }
 
-// readFrames hands every incoming frame read from raw, and when it was read, to handle until
+// readFrames hands every incoming frame read from raw, and when it arrived (recvFrame), to handle until
 // a read fails while closing is set; other read errors pause and retry.
 func readFrames(raw syscall.RawConn, closing *atomic.Bool, handle func(frame []byte, at time.Time)) {
 	buf := make([]byte, claimFrameBuffer)
+	oob := make([]byte, syscall.CmsgSpace(16))
 	for {
-		n, outgoing, err := recvFrame(raw, buf)
-		at := time.Now()
+		n, outgoing, at, err := recvFrame(raw, buf, oob)
 		if err != nil {
 			if closing.Load() {
 				return
