@@ -51,6 +51,27 @@ func (p *L2Plan) Delete(key string) []netip.Addr {
 	return p.redecide(p.remove(key))
 }
 
+// RemoveMembers takes members out of the cluster (a speaker died or left) and returns the
+// addresses re-decided. Rendezvous hashing moves nothing but what they owned: every other
+// owner still ranks first among the nodes left. Addresses without an owner are re-decided
+// too (their reason may change). Its decisions equal those of a new plan of the same input
+// without the members and their links (a tested property).
+func (p *L2Plan) RemoveMembers(gone ...string) []netip.Addr {
+	p.in.Members = maps.Clone(p.in.Members)
+	p.in.Links = maps.Clone(p.in.Links)
+	for _, n := range gone {
+		delete(p.in.Members, n)
+		delete(p.in.Links, n)
+	}
+	var addrs []netip.Addr
+	for addr, d := range p.decisions {
+		if d.Owner == "" || slices.Contains(gone, d.Owner) {
+			addrs = append(addrs, addr)
+		}
+	}
+	return p.redecide(addrs)
+}
+
 // Decision is the verdict for addr (false when no Service holds it).
 func (p *L2Plan) Decision(addr netip.Addr) (Decision, bool) {
 	d, ok := p.decisions[addr]

@@ -2,9 +2,11 @@ package planner
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
+	"slices"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/labels"
@@ -145,7 +147,20 @@ func TestIncrementalEqualsFull(t *testing.T) {
 			node = pick(r, "a", "b", "c", "d", "e")
 			l2, bgp = NewL2Plan(in), NewBGPPlan(in, node)
 		}
-		if r.IntN(4) == 0 {
+		if r.IntN(50) == 0 && len(in.Members) > 0 {
+			// A member dies: only its addresses (and those without an owner) are re-decided.
+			gone := pick(r, slices.Sorted(maps.Keys(in.Members))...)
+			in.Members, in.Links = maps.Clone(in.Members), maps.Clone(in.Links)
+			delete(in.Members, gone)
+			delete(in.Links, gone)
+			before := l2.Decisions()
+			touched := l2.RemoveMembers(gone)
+			for _, d := range before {
+				if now, _ := l2.Decision(d.Addr); !reflect.DeepEqual(now, d) && !slices.Contains(touched, d.Addr) {
+					t.Fatalf("step %d (seed %d): %s left: %s changed (%+v to %+v) but was not returned", step, seed, gone, d.Addr, d, now)
+				}
+			}
+		} else if r.IntN(4) == 0 {
 			key := fmt.Sprint("ns/s", r.IntN(40))
 			delete(current, key)
 			l2.Delete(key)
