@@ -35,6 +35,7 @@ func TestIncrementalSyncEqualsFull(t *testing.T) {
 	r := rand.New(rand.NewPCG(seed, 2))
 	ctx := t.Context()
 	answering := 0 // steps after which a answered for something
+	left, returned := 0, 0
 	for step := range 300 {
 		name := fmt.Sprint("s", r.IntN(12))
 		key := "ns/" + name
@@ -58,6 +59,17 @@ func TestIncrementalSyncEqualsFull(t *testing.T) {
 			upsertService(t, h, name, r)
 		}
 		h.s.changes.service(key)
+		// Now and then b dies (a plan for the departed member) or returns (a plan from every
+		// Service).
+		if r.IntN(10) == 0 {
+			if h.cluster.members["b"] {
+				delete(h.cluster.members, "b")
+				left++
+			} else {
+				h.cluster.members["b"] = true
+				returned++
+			}
+		}
 		h.s.sync(ctx)
 		h.events() // drained: the fake recorder blocks when its buffer is full
 		want, mine := maps.Clone(h.s.l2want), maps.Clone(h.s.owned)
@@ -81,9 +93,13 @@ func TestIncrementalSyncEqualsFull(t *testing.T) {
 	if answering < 30 {
 		t.Errorf("a answered for something after %d of 300 steps only; the test exercised too little", answering)
 	}
-	// One full plan at start and one after each change; the plans for the changes were not.
-	if full := testutil.ToFloat64(h.s.m.fullPlans); full != 301 {
-		t.Errorf("%v full plans, want 301: the plans for single changes read every Service", full)
+	// One full plan at start, one after each change and one for each return of b; the plans
+	// for the changes and for b's deaths were not.
+	if full := testutil.ToFloat64(h.s.m.fullPlans); full != float64(301+returned) {
+		t.Errorf("%v full plans, want %d: the plans for single changes or b's deaths read every Service", full, 301+returned)
+	}
+	if n := testutil.ToFloat64(h.s.m.leftPlans); n != float64(left) || left == 0 {
+		t.Errorf("%v plans for b's deaths, want %d (and some)", n, left)
 	}
 }
 

@@ -164,6 +164,18 @@ func (a announcement) describe(node string) string {
 	return fmt.Sprintf("over L2 from %s on %s", node, strings.Join(a.interfaces, ", "))
 }
 
+// someJoined tells whether a member of now was not one before: a speaker that claimed
+// addresses while it could not see this one may have misled the neighbours. Members that
+// only left claimed nothing of this node's.
+func someJoined(before, now map[string]bool) bool {
+	for n := range now {
+		if !before[n] {
+			return true
+		}
+	}
+	return false
+}
+
 // membersChanged reports whether the set of live members differs (nil: no plan yet).
 func membersChanged(before, now map[string]bool) bool {
 	return before == nil || !maps.Equal(before, now)
@@ -409,7 +421,7 @@ func (s *speaker) sync(ctx context.Context) {
 		}
 	}
 	if membersChanged(s.members, live) {
-		if s.members != nil {
+		if s.members != nil && someJoined(s.members, live) {
 			s.ann.Reannounce()
 		}
 		s.members = maps.Clone(live)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-logr/logr/testr"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -173,7 +174,7 @@ func testMetrics() *metrics {
 		advertised: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "d"}, []string{"peer"}),
 		conflicts:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "c"}, []string{"claimant"}),
 		plans:      prometheus.NewCounter(prometheus.CounterOpts{Name: "p"}), fullPlans: prometheus.NewCounter(prometheus.CounterOpts{Name: "fp"}),
-		servicePlans: prometheus.NewCounter(prometheus.CounterOpts{Name: "sp"})}
+		servicePlans: prometheus.NewCounter(prometheus.CounterOpts{Name: "sp"}), leftPlans: prometheus.NewCounter(prometheus.CounterOpts{Name: "lp"})}
 }
 
 // condition reads a condition of the SpeakerStatus, the report held back by the writer's
@@ -277,13 +278,17 @@ func TestHandoverWaitsForTheLiveOwner(t *testing.T) {
 	if len(h.l2.want) != 1 {
 		t.Errorf("after the handover delay: %v", h.l2.want)
 	}
-	// b leaves and comes back; a keeps what it owns, with a new burst.
+	// b leaves and comes back; a keeps what it owns, with a new burst when b returns (b may
+	// have claimed it meanwhile); b's leaving corrects nothing.
 	h.cluster.members = map[string]bool{"a": true}
 	h.s.sync(t.Context())
+	if h.l2.reannounced != 0 {
+		t.Errorf("re-announced %d times when b left", h.l2.reannounced)
+	}
 	h.cluster.members["b"] = true
 	h.s.sync(t.Context())
-	if len(h.l2.want) != 1 || h.l2.reannounced != 2 {
-		t.Errorf("owned %v, re-announced %d times (want 2: a leave and a return)", h.l2.want, h.l2.reannounced)
+	if len(h.l2.want) != 1 || h.l2.reannounced != 1 {
+		t.Errorf("owned %v, re-announced %d times (want 1: b's return)", h.l2.want, h.l2.reannounced)
 	}
 }
 
@@ -304,6 +309,54 @@ func TestFailoverDoesNotWait(t *testing.T) {
 	h.s.sync(t.Context())
 	if len(h.l2.want) != 1 {
 		t.Errorf("fail-over from a dead owner waited: %v", h.l2.want)
+	}
+}
+
+// When a member dies, the plan is kept and only its addresses move: no plan from every
+// Service, no new burst for what this node already owned.
+func TestFailoverPlansOnlyTheDeparted(t *testing.T) {
+	h := newHarness(t, false, reported("b"))
+	h.s.changes = &changes{} // as the informers keep it: nothing changed but the members
+	h.cluster.joined = true
+	h.cluster.members["b"] = true
+	h.cluster.meta["a"] = encodeMeta(0, []host.Link{lanA})
+	h.cluster.meta["b"] = encodeMeta(0, []host.Link{{Name: "eth0", MAC: macB, Prefixes: lanA.Prefixes}})
+	// A second Service on an address the planner gives b.
+	var bs netip.Addr
+	for i := 1; i < 255 && !bs.IsValid(); i++ {
+		a := netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})
+		in := planner.Input{Members: map[string]bool{"a": true, "b": true}, Nodes: map[string]planner.Node{"a": {Name: "a"}, "b": {Name: "b"}},
+			Services: []planner.Service{{Key: "ns/b", IPs: []planner.IP{{Addr: a}}}}, L2: []planner.L2Advertisement{{Name: "all"}}}
+		if planner.L2(in)[0].Owner == "b" {
+			bs = a
+		}
+	}
+	if err := h.c.Create(t.Context(), &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "b"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer},
+		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: bs.String()}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	h.s.sync(t.Context())
+	h.now = clockT0.Add(time.Second)
+	h.s.sync(t.Context())
+	if h.s.lastOwner[bs] != "b" || len(h.l2.want) > 1 {
+		t.Fatalf("before: %s owned by %q, a answers for %v", bs, h.s.lastOwner[bs], h.l2.want)
+	}
+	before := maps.Clone(h.l2.want)
+	full := testutil.ToFloat64(h.s.m.fullPlans)
+	delete(h.cluster.members, "b")
+	delete(h.cluster.meta, "b")
+	h.s.sync(t.Context())
+	if _, ok := h.l2.want[bs]; !ok || len(h.l2.want) != len(before)+1 || h.s.lastOwner[bs] != "a" {
+		t.Errorf("after b died: a answers for %v (before %v), owner of %s %q", h.l2.want, before, bs, h.s.lastOwner[bs])
+	}
+	if n := testutil.ToFloat64(h.s.m.fullPlans); n != full {
+		t.Errorf("%v plans from every Service when b died, want none", n-full)
+	}
+	if n := testutil.ToFloat64(h.s.m.leftPlans); n != 1 {
+		t.Errorf("%v plans for a departed member, want 1", n)
+	}
+	if h.l2.reannounced != 0 {
+		t.Errorf("re-announced %d times when b died", h.l2.reannounced)
 	}
 }
 
