@@ -54,6 +54,8 @@ type config struct {
 	manyServices     int
 	sample           int
 	compareCuts      int
+	cuts             int
+	speakerArgs      []string
 	apiWindow        time.Duration
 	workers          int
 	timeout          time.Duration
@@ -80,6 +82,8 @@ func main() {
 	flag.IntVar(&c.speakers, "speakers", 30, fmt.Sprintf("many: nodes, each with a speaker (K, at most %d)", lab.MaxNodes))
 	flag.IntVar(&c.manyServices, "many-services", 20000, "many: Services announced over L2 (S)")
 	flag.IntVar(&c.sample, "sample", 50, "many: addresses of the powered-off node timed")
+	flag.IntVar(&c.cuts, "cuts", 3, "many: power cuts among the K nodes, each of another node (it comes back before the next)")
+	speakerArgs := flag.String("speaker-args", "", "extra flags for every speaker, space-separated (--pprof-bind-address=127.0.0.1:6060, --zap-log-level=debug)")
 	flag.IntVar(&c.compareCuts, "compare-cuts", 5, "many: power cuts of the owner in the comparison lab (3 nodes, one Service)")
 	flag.DurationVar(&c.apiWindow, "api-window", 60*time.Second, "many: the steady-state window over which API requests are counted")
 	flag.IntVar(&c.workers, "workers", 16, "goroutines creating the Services of the steady and many parts (set-up, not timed)")
@@ -88,6 +92,7 @@ func main() {
 	flag.Parse()
 	c.parts = splitList(*parts)
 	c.modes = splitList(strings.ToUpper(*modes))
+	c.speakerArgs = strings.Fields(*speakerArgs)
 	if err := c.check(); err != nil {
 		fmt.Fprintln(os.Stderr, "scale:", err)
 		os.Exit(2)
@@ -132,6 +137,23 @@ func (c *config) check() error {
 			return fmt.Errorf("unknown mode %q (l2, bgp)", m)
 		}
 	}
+	if err := c.checkNumbers(); err != nil {
+		return err
+	}
+	root, err := lab.RepoRoot()
+	if err != nil {
+		return err
+	}
+	c.root = root
+	for _, b := range []string{"vipcast-controller", "vipcast-speaker"} {
+		if _, err := os.Stat(binPath(root, b)); err != nil {
+			return fmt.Errorf("%s missing (make build)", binPath(root, b))
+		}
+	}
+	return nil
+}
+
+func (c *config) checkNumbers() error {
 	if c.index < 0 || c.index > lab.MaxIndex {
 		return fmt.Errorf("lab index %d: 0 to %d", c.index, lab.MaxIndex)
 	}
@@ -143,18 +165,8 @@ func (c *config) check() error {
 			return fmt.Errorf("%d Services: this benchmark's lab holds 1 to %d", n, maxServices)
 		}
 	}
-	if c.samples < 1 || c.sample < 1 || c.compareCuts < 1 || c.workers < 1 {
-		return fmt.Errorf("-samples, -sample, -compare-cuts and -workers must be positive")
-	}
-	root, err := lab.RepoRoot()
-	if err != nil {
-		return err
-	}
-	c.root = root
-	for _, b := range []string{"vipcast-controller", "vipcast-speaker"} {
-		if _, err := os.Stat(binPath(root, b)); err != nil {
-			return fmt.Errorf("%s missing (make build)", binPath(root, b))
-		}
+	if c.samples < 1 || c.sample < 1 || c.compareCuts < 1 || c.workers < 1 || c.cuts < 1 || c.cuts >= c.speakers {
+		return fmt.Errorf("-samples, -sample, -compare-cuts, -workers and -cuts must be positive, -cuts below -speakers")
 	}
 	return nil
 }

@@ -1,11 +1,17 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,21 +64,64 @@ func manySpeakers(ctx context.Context, cfg *config, sum *summary) (err error) {
 	sum.set("many", fmt.Sprintf("API requests/s in steady state, all clients (apiserver_request_total, %s)", cfg.apiWindow), modeL2, fmt.Sprintf("%.2f/s", server))
 	sum.set("many", fmt.Sprintf("API requests/s of the %d speakers (their rest_client_requests_total)", k), modeL2, fmt.Sprintf("%.2f/s", speakers))
 
-	victim := e.lab.Nodes[len(e.lab.Nodes)-1]
+	var p50s, conv, dead []time.Duration
+	for i := range cfg.cuts {
+		victim := e.lab.Nodes[len(e.lab.Nodes)-1-i]
+		res, err := e.cutAndReturn(ctx, victim)
+		if err != nil {
+			return fmt.Errorf("cut %d (%s): %w", i+1, victim.Name, err)
+		}
+		p50s = append(p50s, benchlab.Pct(res.moves, 50))
+		conv = append(conv, res.gone[len(res.gone)-1])
+		dead = append(dead, benchlab.Pct(res.dead, 50))
+	}
+	slices.Sort(p50s)
+	slices.Sort(conv)
+	slices.Sort(dead)
+	fmt.Printf("  over the %d cuts: median of the per-cut p50s until claimed elsewhere %s (%s); memberlist declared the node dead, median of the per-cut p50s %s; every SpeakerStatus dropped it, median %s\n",
+		cfg.cuts, benchlab.Ms(benchlab.Pct(p50s, 50)), msList(p50s), benchlab.Ms(benchlab.Pct(dead, 50)), benchlab.Ms(benchlab.Pct(conv, 50)))
+	sum.set("many", fmt.Sprintf("power cut → node's addresses answered elsewhere, median of %d cuts' p50s (%d sampled per cut)", cfg.cuts, cfg.sample), modeL2, benchlab.Ms(benchlab.Pct(p50s, 50)))
+	sum.set("many", "power cut → memberlist declares the node dead (the speakers' logs), median of the cuts' p50s", modeL2, benchlab.Ms(benchlab.Pct(dead, 50)))
+	sum.set("many", "power cut → every other SpeakerStatus drops it from members, median of the cuts", modeL2, benchlab.Ms(benchlab.Pct(conv, 50)))
+	return nil
+}
+
+// cutAndReturn cuts a node's power, prints what moved and when, and brings it back.
+func (e *env) cutAndReturn(ctx context.Context, victim *lab.Node) (cutResult, error) {
 	sample, owned, err := e.ownedSample(ctx, victim)
 	if err != nil {
-		return err
+		return cutResult{}, err
+	}
+	var st v1alpha1.SpeakerStatus
+	if err := e.lab.Kube.Get(ctx, client.ObjectKey{Name: victim.Name}, &st); err != nil {
+		return cutResult{}, err
 	}
 	cut, err := e.powerCut(ctx, victim, sample)
 	if err != nil {
-		return err
+		return cut, err
+	}
+	if len(cut.moves) < cut.sample || len(cut.gone) < cut.others {
+		return cut, fmt.Errorf("not everything moved within %s: %s; %s", cutTimeout, cut.movesLine(), cut.membersLine())
 	}
 	fmt.Printf("  power cut of %s (it announced %d addresses; %d sampled, each checked to answer from its MAC first):\n", victim.Name, owned, len(sample))
 	fmt.Printf("    until claimed by another node's MAC (asked every %s, gratuitous ARP seen too): %s\n", askPeriod(len(sample)), cut.movesLine())
+	fmt.Printf("    until memberlist declared it dead, per other speaker (its log): %s\n", cut.deadLine())
 	fmt.Printf("    until every other SpeakerStatus has dropped %s from its members (watched): %s\n", victim.Name, cut.membersLine())
-	sum.set("many", fmt.Sprintf("power cut → node's addresses answered elsewhere, p50 (%d of %d sampled)", len(sample), owned), modeL2, cut.p50())
-	sum.set("many", "power cut → every other SpeakerStatus drops it from members", modeL2, cut.converged())
-	return nil
+	if err := victim.PowerOn(ctx); err != nil {
+		return cut, err
+	}
+	if err := e.settle(ctx, "", map[string]string{victim.Name: st.ResourceVersion}); err != nil {
+		return cut, fmt.Errorf("after %s came back: %w", victim.Name, err)
+	}
+	return cut, sleep(ctx, backPause)
+}
+
+func msList(ds []time.Duration) string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = benchlab.Ms(d)
+	}
+	return strings.Join(out, ", ")
 }
 
 // ownedSample lists the addresses a node's SpeakerStatus says it announces and picks a
@@ -122,14 +171,16 @@ type cutResult struct {
 	sample int
 	moves  []time.Duration
 	gone   []time.Duration // per other node, when its status dropped the victim
+	dead   []time.Duration // per other node, when its speaker logged the victim dead
 	others int
 }
 
-func (c cutResult) p50() string {
-	if len(c.moves) == 0 {
-		return "never"
+func (c cutResult) deadLine() string {
+	if len(c.dead) == 0 {
+		return fmt.Sprintf("none of %d", c.others)
 	}
-	return benchlab.Ms(benchlab.Pct(c.moves, 50))
+	d := c.dead
+	return fmt.Sprintf("first %s, p50 %s, last %s (%d of %d)", benchlab.Ms(d[0]), benchlab.Ms(benchlab.Pct(d, 50)), benchlab.Ms(d[len(d)-1]), len(d), c.others)
 }
 
 func (c cutResult) movesLine() string {
@@ -186,7 +237,62 @@ func (e *env) powerCut(ctx context.Context, n *lab.Node, sample []netip.Addr) (c
 		res.gone = append(res.gone, at.Sub(cut))
 	}
 	slices.Sort(res.gone)
-	return res, nil
+	res.dead, err = e.deaths(n.Name, cut)
+	return res, err
+}
+
+// deaths reads every other speaker's log for the first "Member changed" line that says
+// node is no longer alive, logged after since, and returns how long after since each was.
+func (e *env) deaths(node string, since time.Time) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, n := range e.lab.Nodes {
+		if n.Name == node {
+			continue
+		}
+		at, err := memberDied(filepath.Join(e.lab.Dir, "logs", n.Name+"_speaker.log"), node, since)
+		if err != nil {
+			return nil, err
+		}
+		if !at.IsZero() {
+			out = append(out, at.Sub(since))
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// memberDied returns the time of the first line of a speaker's log (JSON, times in RFC 3339
+// with nanoseconds) after since that logs member as no longer alive; zero when there is none.
+func memberDied(path, member string, since time.Time) (time.Time, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if !bytes.Contains(line, []byte(`"Member changed"`)) {
+			continue
+		}
+		var l struct {
+			TS     string `json:"ts"`
+			Member string `json:"member"`
+			Alive  *bool  `json:"alive"`
+		}
+		if json.Unmarshal(line, &l) != nil || l.Member != member || l.Alive == nil || *l.Alive {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, l.TS)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("%s: time %q: %w", path, l.TS, err)
+		}
+		if at.After(since) {
+			return at, nil
+		}
+	}
+	return time.Time{}, sc.Err()
 }
 
 // memberWatch watches the SpeakerStatuses and records, per node, when its status first
