@@ -71,6 +71,12 @@ func binPath(root, name string) string { return filepath.Join(root, "bin", name)
 // BGPPeer), and waits until every speaker is Ready and sees all the others (and for BGP has
 // its session Established).
 func up(ctx context.Context, cfg *config, nodes int, mode string) (*env, error) {
+	return upWith(ctx, cfg, nodes, mode, true)
+}
+
+// upWith is up, with the speakers started (and waited for) only when speakers is true;
+// startSpeakers starts them later.
+func upWith(ctx context.Context, cfg *config, nodes int, mode string, speakers bool) (*env, error) {
 	router := lab.BIRD
 	if mode == modeBGP {
 		router = lab.FRR
@@ -86,7 +92,7 @@ func up(ctx context.Context, cfg *config, nodes int, mode string) (*env, error) 
 	}
 	track(l)
 	e := &env{cfg: cfg, mode: mode, lab: l}
-	if err := e.start(ctx); err != nil {
+	if err := e.start(ctx, speakers); err != nil {
 		e.down(err)
 		return nil, err
 	}
@@ -94,7 +100,7 @@ func up(ctx context.Context, cfg *config, nodes int, mode string) (*env, error) 
 	return e, nil
 }
 
-func (e *env) start(ctx context.Context) error {
+func (e *env) start(ctx context.Context, speakers bool) error {
 	rc := rest.CopyConfig(e.lab.Rest)
 	rc.QPS = -1 // no client-side limit
 	var err error
@@ -117,6 +123,14 @@ func (e *env) start(ctx context.Context) error {
 	if _, err := e.lab.StartController("controller", binPath(e.cfg.root, "vipcast-controller")); err != nil {
 		return err
 	}
+	if !speakers {
+		return nil
+	}
+	return e.startSpeakers(ctx)
+}
+
+// startSpeakers starts a speaker on every node and waits until they have settled.
+func (e *env) startSpeakers(ctx context.Context) error {
 	// Times to the nanosecond: the many part reads when each speaker saw a member die.
 	args := append([]string{"--zap-time-encoding=rfc3339nano"}, e.cfg.speakerArgs...)
 	if err := e.lab.StartSpeakers(binPath(e.cfg.root, "vipcast-speaker"), args...); err != nil {

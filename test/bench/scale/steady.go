@@ -47,6 +47,31 @@ func (e *env) bulk(ctx context.Context, part string, n int) error {
 	}
 	created := time.Since(start)
 	logf("%s: created in %s; waiting until all are announced", e.mode, created.Round(time.Second))
+	return e.announcedAfter(ctx, part, n, start, created)
+}
+
+// bulkFirst creates n Services while no speaker runs, waits until each has its address,
+// then starts the speakers and waits until every Service is announced and they are quiet.
+func (e *env) bulkFirst(ctx context.Context, part string, n int) error {
+	start := time.Now()
+	logf("%s: creating %d Services from %d goroutines before the speakers start", e.mode, n, e.cfg.workers)
+	if err := e.createParallel(ctx, n); err != nil {
+		return err
+	}
+	created := time.Since(start)
+	if err := e.waitAssigned(ctx, n); err != nil {
+		return err
+	}
+	logf("%s: created and allocated in %s; starting the speakers", e.mode, time.Since(start).Round(time.Second))
+	if err := e.startSpeakers(ctx); err != nil {
+		return err
+	}
+	return e.announcedAfter(ctx, part, n, start, created)
+}
+
+// announcedAfter waits until the n Services are all assigned and announced and the speakers
+// are quiet, and prints the set-up's figures.
+func (e *env) announcedAfter(ctx context.Context, part string, n int, start time.Time, created time.Duration) error {
 	if err := e.waitAssigned(ctx, n); err != nil {
 		return err
 	}
