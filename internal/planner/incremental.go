@@ -51,25 +51,47 @@ func (p *L2Plan) Delete(key string) []netip.Addr {
 	return p.redecide(p.remove(key))
 }
 
-// RemoveMembers takes members out of the cluster (a speaker died or left) and returns the
-// addresses re-decided. Rendezvous hashing moves nothing but what they owned: every other
-// owner still ranks first among the nodes left. Addresses without an owner are re-decided
-// too (their reason may change). Its decisions equal those of a new plan of the same input
-// without the members and their links (a tested property).
-func (p *L2Plan) RemoveMembers(gone ...string) []netip.Addr {
-	p.in.Members = maps.Clone(p.in.Members)
-	p.in.Links = maps.Clone(p.in.Links)
-	for _, n := range gone {
-		delete(p.in.Members, n)
-		delete(p.in.Links, n)
+// SetMembers changes the live members and their links (a speaker died, left or joined; the
+// links of the members that stay must be the same) and returns the addresses re-decided.
+// Rendezvous hashing moves little: an address changes hands only when its owner departed, or
+// a joining member outranks the owner, or the owner serves only some of the address's
+// Services (a newcomer may serve them all); addresses without an owner are re-decided too
+// (their reason may change). The cost is a hash per address and joining member, and a
+// decision per address moved. Its decisions equal those of a new plan of the same input
+// (a tested property).
+func (p *L2Plan) SetMembers(members map[string]bool, links map[string][]Link) []netip.Addr {
+	var gone, joined []string
+	for n := range p.in.Members {
+		if !members[n] {
+			gone = append(gone, n)
+		}
 	}
+	for n := range members {
+		if !p.in.Members[n] {
+			joined = append(joined, n)
+		}
+	}
+	p.in.Members, p.in.Links = members, links
 	var addrs []netip.Addr
 	for addr, d := range p.decisions {
-		if d.Owner == "" || slices.Contains(gone, d.Owner) {
+		if d.Owner == "" || d.partial || slices.Contains(gone, d.Owner) || anyOutranks(joined, d.Owner, addr) {
 			addrs = append(addrs, addr)
 		}
 	}
 	return p.redecide(addrs)
+}
+
+func anyOutranks(nodes []string, owner string, addr netip.Addr) bool {
+	if len(nodes) == 0 {
+		return false
+	}
+	a := addr.String()
+	for _, n := range nodes {
+		if outranks(n, owner, a) {
+			return true
+		}
+	}
+	return false
 }
 
 // Decision is the verdict for addr (false when no Service holds it).

@@ -147,17 +147,28 @@ func TestIncrementalEqualsFull(t *testing.T) {
 			node = pick(r, "a", "b", "c", "d", "e")
 			l2, bgp = NewL2Plan(in), NewBGPPlan(in, node)
 		}
-		if r.IntN(50) == 0 && len(in.Members) > 0 {
-			// A member dies: only its addresses (and those without an owner) are re-decided.
-			gone := pick(r, slices.Sorted(maps.Keys(in.Members))...)
+		if r.IntN(25) == 0 {
+			// A member dies or joins (its links known or not): only the addresses it can
+			// change are re-decided.
+			name := pick(r, "a", "b", "c", "d", "e")
 			in.Members, in.Links = maps.Clone(in.Members), maps.Clone(in.Links)
-			delete(in.Members, gone)
-			delete(in.Links, gone)
+			if in.Members[name] {
+				delete(in.Members, name)
+				delete(in.Links, name)
+			} else {
+				in.Members[name] = true
+				switch r.IntN(3) {
+				case 0:
+					in.Links[name] = []Link{{Name: "eth0", Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("198.51.100.0/24")}}}
+				case 1:
+					in.Links[name] = []Link{{Name: "eth1", Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}}}
+				}
+			}
 			before := l2.Decisions()
-			touched := l2.RemoveMembers(gone)
+			touched := l2.SetMembers(in.Members, in.Links)
 			for _, d := range before {
 				if now, _ := l2.Decision(d.Addr); !reflect.DeepEqual(now, d) && !slices.Contains(touched, d.Addr) {
-					t.Fatalf("step %d (seed %d): %s left: %s changed (%+v to %+v) but was not returned", step, seed, gone, d.Addr, d, now)
+					t.Fatalf("step %d (seed %d): %s came or went: %s changed (%+v to %+v) but was not returned", step, seed, name, d.Addr, d, now)
 				}
 			}
 		} else if r.IntN(4) == 0 {

@@ -131,6 +131,9 @@ type Decision struct {
 	// without interfaces), for the owner to find.
 	Interfaces      []string
 	OnNodeInterface bool
+	// partial: no node serves every Service of the address, so the owner serves only some
+	// (a member joining may change that whatever it ranks).
+	partial bool
 }
 
 // L2 decides the owner of every address that some Service holds, sorted by address.
@@ -208,6 +211,7 @@ func decide(in Input, addr netip.Addr, pools []string, svcs []*Service) Decision
 	owner := firstCapable(in, addr, pools, svcs, common)
 	if owner == "" {
 		owner = firstCapable(in, addr, pools, svcs, union)
+		d.partial = owner != ""
 	}
 	if owner == "" {
 		d.Reason = NoInterface
@@ -420,6 +424,12 @@ func merge(a, b map[string]bool, and bool) map[string]bool {
 		}
 	}
 	return out
+}
+
+// outranks tells whether node ranks before other for addr (firstCapable's order).
+func outranks(node, other, addr string) bool {
+	a, b := score(node, addr), score(other, addr)
+	return a > b || (a == b && node < other)
 }
 
 // score is the rendezvous weight of node for an address.
