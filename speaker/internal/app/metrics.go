@@ -27,9 +27,9 @@ type metrics struct {
 	// conflicts counts conflicts reported, by claimant (speaker, foreign).
 	conflicts *prometheus.CounterVec
 	// plans counts the plans made; fullPlans those made from every Service; servicePlans the
-	// Services planned again one at a time; leftPlans the plans that only took departed
-	// members' addresses elsewhere.
-	plans, fullPlans, servicePlans, leftPlans prometheus.Counter
+	// Services planned again one at a time; memberPlans the plans that only moved what a
+	// speaker that died, left or joined changes.
+	plans, fullPlans, servicePlans, memberPlans prometheus.Counter
 }
 
 func newMetrics(stats *layer2.Stats) *metrics {
@@ -42,9 +42,9 @@ func newMetrics(stats *layer2.Stats) *metrics {
 	}
 	m.plans = prometheus.NewCounter(prometheus.CounterOpts{Name: "vipcast_speaker_plans_total", Help: "Plans made (one per change or batch of changes, and per resync)."})
 	m.fullPlans = prometheus.NewCounter(prometheus.CounterOpts{Name: "vipcast_speaker_full_plans_total",
-		Help: "Plans made from every Service (at start, when a member joins, on a change of nodes, links, pools, advertisements or peers, and every tenth resync)."})
-	m.leftPlans = prometheus.NewCounter(prometheus.CounterOpts{Name: "vipcast_speaker_member_left_plans_total",
-		Help: "Plans that only moved the addresses of speakers that died or left (the rest of the plan kept)."})
+		Help: "Plans made from every Service (at start, on a change of nodes, links, pools, advertisements or peers, and every tenth resync)."})
+	m.memberPlans = prometheus.NewCounter(prometheus.CounterOpts{Name: "vipcast_speaker_member_plans_total",
+		Help: "Plans that only moved the addresses a speaker that died, left or joined changes (the rest of the plan kept)."})
 	m.servicePlans = prometheus.NewCounter(prometheus.CounterOpts{Name: "vipcast_speaker_service_replans_total", Help: "Services planned again one at a time after they or their endpoints changed."})
 	m.conflicts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vipcast_speaker_address_conflicts_total",
 		Help: "Conflicts reported: another MAC claimed an address this node announces (claimant: speaker or foreign)."}, []string{"claimant"})
@@ -61,7 +61,7 @@ func newMetrics(stats *layer2.Stats) *metrics {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vipcast_bfd_packets_total", ConstLabels: prometheus.Labels{"result": result},
 			Help: "BFD control packets read: accepted, malformed (dropped), or for no session (dropped)."}, func() float64 { return float64(v.Load()) })
 	}
-	collectors := []prometheus.Collector{m.plans, m.fullPlans, m.servicePlans, m.leftPlans, m.announced, m.members, m.takeovers, m.eventsDropped, m.conflicts, m.bgpAnnounced, m.sessionUp, m.bfdUp, m.advertised, m.bgpUpdates,
+	collectors := []prometheus.Collector{m.plans, m.fullPlans, m.servicePlans, m.memberPlans, m.announced, m.members, m.takeovers, m.eventsDropped, m.conflicts, m.bgpAnnounced, m.sessionUp, m.bfdUp, m.advertised, m.bgpUpdates,
 		counter("vipcast_l2_arp_requests_total", "ARP requests received for owned addresses.", &stats.ARPRequests),
 		counter("vipcast_l2_arp_replies_total", "ARP replies sent.", &stats.ARPReplies),
 		counter("vipcast_l2_ndp_solicitations_total", "Neighbour solicitations received for owned addresses.", &stats.NDPSolicitations),

@@ -98,42 +98,36 @@ func sameCluster(a, b planner.Input) bool {
 		reflect.DeepEqual(a.PoolLabels, b.PoolLabels) && reflect.DeepEqual(a.PoolRanges, b.PoolRanges)
 }
 
-// membersLeft tells whether b is a, less some members (and their links), and which: a
-// speaker died or left, the fail-over, which the plan takes in place (RemoveMembers).
-func membersLeft(a, b planner.Input) ([]string, bool) {
-	var gone []string
-	for n := range a.Members {
-		if !b.Members[n] {
-			gone = append(gone, n)
-		}
+// onlyMembers tells whether a and b differ only in their members and the links of members
+// that came or went: a speaker died, left or joined, which the plan takes in place
+// (SetMembers).
+func onlyMembers(a, b planner.Input) bool {
+	if reflect.DeepEqual(a.Members, b.Members) {
+		return false
 	}
-	if len(gone) == 0 || len(b.Members) != len(a.Members)-len(gone) {
-		return nil, false
-	}
-	for n, links := range a.Links {
-		if bl, ok := b.Links[n]; (ok && !reflect.DeepEqual(links, bl)) || (!ok && b.Members[n]) {
-			return nil, false
-		}
-	}
-	for n := range b.Links {
-		if _, ok := a.Links[n]; !ok {
-			return nil, false
+	for _, pair := range [][2]planner.Input{{a, b}, {b, a}} {
+		x, y := pair[0], pair[1]
+		for n, links := range x.Links {
+			yl, ok := y.Links[n]
+			if (ok && !reflect.DeepEqual(links, yl)) || (!ok && x.Members[n] && y.Members[n]) {
+				return false
+			}
 		}
 	}
 	same := a
 	same.Members, same.Links = b.Members, b.Links
-	return gone, sameCluster(same, b)
+	return sameCluster(same, b)
 }
 
 // update brings the plan up to date with the cluster in base and the Services changed
 // (every Service when all), and returns the addresses whose layer-2 decision was made again
 // (nil with full: all were).
 func (s *speaker) update(ctx context.Context, base planner.Input, snap *poolset.Snapshot, all bool, keys []string) (touched []netip.Addr, full bool, err error) {
-	if gone, ok := membersLeft(s.plan.baseOrZero(), base); !all && s.plan != nil && ok {
-		// A fail-over: only the departed members' addresses move.
-		touched = s.plan.l2.RemoveMembers(gone...)
+	if !all && s.plan != nil && onlyMembers(s.plan.base, base) {
+		// A speaker died, left or joined: only the addresses it changes move.
+		touched = s.plan.l2.SetMembers(base.Members, base.Links)
 		s.plan.base = base
-		s.m.leftPlans.Inc()
+		s.m.memberPlans.Inc()
 	}
 	if all || s.plan == nil || !sameCluster(s.plan.base, base) {
 		in, err := s.readServices(ctx, base, snap)
@@ -168,14 +162,6 @@ func (s *speaker) update(ctx context.Context, base planner.Input, snap *poolset.
 	s.m.servicePlans.Add(float64(len(keys)))
 	slices.SortFunc(touched, netip.Addr.Compare)
 	return slices.Compact(touched), false, nil
-}
-
-// baseOrZero is the cluster planned for (zero without a plan).
-func (p *plan) baseOrZero() planner.Input {
-	if p == nil {
-		return planner.Input{}
-	}
-	return p.base
 }
 
 // takeBGP is what the BGP side is to apply: the whole plan the first time, then the

@@ -174,7 +174,7 @@ func testMetrics() *metrics {
 		advertised: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "d"}, []string{"peer"}),
 		conflicts:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "c"}, []string{"claimant"}),
 		plans:      prometheus.NewCounter(prometheus.CounterOpts{Name: "p"}), fullPlans: prometheus.NewCounter(prometheus.CounterOpts{Name: "fp"}),
-		servicePlans: prometheus.NewCounter(prometheus.CounterOpts{Name: "sp"}), leftPlans: prometheus.NewCounter(prometheus.CounterOpts{Name: "lp"})}
+		servicePlans: prometheus.NewCounter(prometheus.CounterOpts{Name: "sp"}), memberPlans: prometheus.NewCounter(prometheus.CounterOpts{Name: "lp"})}
 }
 
 // condition reads a condition of the SpeakerStatus, the report held back by the writer's
@@ -313,8 +313,9 @@ func TestFailoverDoesNotWait(t *testing.T) {
 }
 
 // When a member dies, the plan is kept and only its addresses move: no plan from every
-// Service, no new burst for what this node already owned.
-func TestFailoverPlansOnlyTheDeparted(t *testing.T) {
+// Service, no new burst for what this node already owned. When it returns, only what it
+// wins moves.
+func TestMemberChangesPlanOnlyWhatMoves(t *testing.T) {
 	h := newHarness(t, false, reported("b"))
 	h.s.changes = &changes{} // as the informers keep it: nothing changed but the members
 	h.cluster.joined = true
@@ -352,11 +353,25 @@ func TestFailoverPlansOnlyTheDeparted(t *testing.T) {
 	if n := testutil.ToFloat64(h.s.m.fullPlans); n != full {
 		t.Errorf("%v plans from every Service when b died, want none", n-full)
 	}
-	if n := testutil.ToFloat64(h.s.m.leftPlans); n != 1 {
+	if n := testutil.ToFloat64(h.s.m.memberPlans); n != 1 {
 		t.Errorf("%v plans for a departed member, want 1", n)
 	}
 	if h.l2.reannounced != 0 {
 		t.Errorf("re-announced %d times when b died", h.l2.reannounced)
+	}
+	// b returns: it wins its address back (a stops answering at once), a keeps its own with a
+	// new burst, and still nothing is planned from every Service.
+	h.cluster.members["b"] = true
+	h.cluster.meta["b"] = encodeMeta(0, []host.Link{{Name: "eth0", MAC: macB, Prefixes: lanA.Prefixes}})
+	h.s.sync(t.Context())
+	if _, ok := h.l2.want[bs]; ok || len(h.l2.want) != len(before) || h.s.lastOwner[bs] != "b" {
+		t.Errorf("after b returned: a answers for %v (before %v), owner of %s %q", h.l2.want, before, bs, h.s.lastOwner[bs])
+	}
+	if n := testutil.ToFloat64(h.s.m.fullPlans); n != full {
+		t.Errorf("%v plans from every Service when b returned, want none", n-full)
+	}
+	if n := testutil.ToFloat64(h.s.m.memberPlans); n != 2 || h.l2.reannounced != 1 {
+		t.Errorf("%v plans for members, want 2; re-announced %d times, want 1", n, h.l2.reannounced)
 	}
 }
 
