@@ -143,6 +143,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		linkEvents: true, m: m, started: time.Now(), pending: map[netip.Addr]time.Time{},
 		status: &statusWriter{node: o.Node, client: mgr.GetClient(), reader: mgr.GetAPIReader(), log: log},
 	}
+	sp.status.wake = sp.poke
 	conflicts = newConflictLog(sp.poke)
 	sp.conflicts = conflicts
 	watch, err := links.Watch(ctx)

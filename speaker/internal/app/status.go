@@ -48,6 +48,12 @@ type statusWriter struct {
 	log    logr.Logger
 	// clock paces the writes (nil: the real clock).
 	clock clock.WithDelayedExecution
+	// wake, when set, is called when a held report is due, to ask the plan loop for a new
+	// one, which is then written; the timer writes nothing itself. A held report then refers
+	// to the plan loop's own map of what is announced instead of a copy: a plan made
+	// every few milliseconds while Services are created would otherwise copy every address
+	// each time (with BGP, every address of the cluster) and keep the collector busy.
+	wake func()
 
 	mu sync.Mutex
 	// last is the report as last written, wrote when it was last tried.
@@ -186,7 +192,7 @@ func (w *statusWriter) submit(ctx context.Context, r report, now bool) {
 			ready := r.ready
 			r = *w.held
 			r.ready = ready
-		} else {
+		} else if w.wake == nil {
 			r.mine = maps.Clone(r.mine) // the plan loop goes on changing its map
 		}
 		if w.held == nil {
@@ -233,9 +239,13 @@ func (w *statusWriter) clk() clock.WithDelayedExecution {
 	return w.clock
 }
 
-// arm sets a timer that writes the held report after d (a new one each time: a fake clock's
-// timer fires only once).
+// arm sets a timer that, after d, wakes the plan loop or writes the held report (a new
+// timer each time: a fake clock's timer fires only once).
 func (w *statusWriter) arm(d time.Duration) {
+	if w.wake != nil {
+		w.timer = w.clk().AfterFunc(d, w.wake)
+		return
+	}
 	w.timer = w.clk().AfterFunc(d, w.writeHeld)
 }
 
@@ -248,7 +258,8 @@ func (w *statusWriter) drop() {
 }
 
 // writeHeld writes the held report, from the timer, unless it says what was written. It reads
-// no clock: a fake clock calls it while holding its own lock.
+// no clock: a fake clock calls it while holding its own lock. With wake set, only the plan
+// loop's goroutine may call it (the held report refers to the loop's map).
 func (w *statusWriter) writeHeld() {
 	ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
 	defer cancel()

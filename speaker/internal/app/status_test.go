@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -155,6 +156,58 @@ func TestStatusPacing(t *testing.T) {
 	if r := meta.FindStatusCondition(stored().Conditions, ConditionReady); r == nil || r.Reason != ReasonStopped {
 		t.Errorf("Ready: %+v", r)
 	}
+}
+
+// With wake set (as the speaker runs it), a held report is not copied and the timer writes
+// nothing: it wakes the plan loop, whose next report is written.
+func TestStatusPacingWakesThePlanLoop(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	var updates atomic.Int32
+	c := fake.NewClientBuilder().WithScheme(scheme).WithStatusSubresource(&v1alpha1.SpeakerStatus{}).
+		WithInterceptorFuncs(interceptor.Funcs{SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, o client.Object, opts ...client.SubResourceUpdateOption) error {
+			updates.Add(1)
+			return c.SubResource(sub).Update(ctx, o, opts...)
+		}}).Build()
+	clk := clocktesting.NewFakeClock(clockT0)
+	var wakes atomic.Int32
+	w := &statusWriter{node: "a", client: c, reader: c, log: testr.New(t), clock: clk, wake: func() { wakes.Add(1) }}
+	ctx := t.Context()
+	applied := metav1.Condition{Type: ConditionReady, Status: metav1.ConditionTrue, Reason: ReasonApplied, Message: "applied"}
+	mine := map[annKey]announcement{}
+	a := netip.MustParseAddr("192.0.2.1")
+	plan := func() report {
+		mine[annKey{a, v1alpha1.ModeBGP}] = announcement{mode: v1alpha1.ModeBGP, peers: []string{"tor"}}
+		a = a.Next()
+		return report{mine: mine, members: map[string]bool{"a": true}, ready: applied}
+	}
+	expect := func(step string, writes, wokeN, announced int32) {
+		t.Helper()
+		var st v1alpha1.SpeakerStatus
+		if err := c.Get(ctx, client.ObjectKey{Name: "a"}, &st); err != nil {
+			t.Fatal(err)
+		}
+		if got := updates.Load(); got != writes || wakes.Load() != wokeN || st.Status.AnnouncedCount != announced {
+			t.Errorf("%s: %d writes, %d wakes, %d announced; want %d, %d, %d", step, got, wakes.Load(), st.Status.AnnouncedCount, writes, wokeN, announced)
+		}
+	}
+	w.write(ctx, plan())
+	expect("the first report", 1, 0, 1)
+	clk.Step(300 * time.Millisecond)
+	w.write(ctx, plan())
+	w.write(ctx, plan())
+	expect("two changes within the second", 1, 0, 1)
+	if w.held == nil || reflect.ValueOf(w.held.mine).Pointer() != reflect.ValueOf(mine).Pointer() {
+		t.Error("the held report holds a copy of the plan loop's map")
+	}
+	clk.Step(700 * time.Millisecond)
+	expect("the second over: the plan loop is woken, nothing written", 1, 1, 1)
+	w.write(ctx, plan())
+	expect("the plan loop's next report", 2, 1, 4)
+	clk.Step(2 * time.Second)
+	expect("nothing held", 2, 1, 4)
 }
 
 // More conflicts than SpeakerStatus may list (claims on the wire, which anybody can send)
