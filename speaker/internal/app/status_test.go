@@ -69,10 +69,9 @@ func TestAnnouncedSets(t *testing.T) {
 	}
 }
 
-// The writer paces itself: at most one write a second, the last report of the second
-// written when it is over, nothing when the reports come back to what is written, and the
-// last reports on stop at once.
-func TestStatusPacing(t *testing.T) {
+// countingClient is a fake client that counts the status updates.
+func countingClient(t *testing.T) (client.Client, *atomic.Int32) {
+	t.Helper()
 	scheme := runtime.NewScheme()
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
@@ -83,6 +82,14 @@ func TestStatusPacing(t *testing.T) {
 			updates.Add(1)
 			return c.SubResource(sub).Update(ctx, o, opts...)
 		}}).Build()
+	return c, &updates
+}
+
+// The writer paces itself: at most one write a second, the last report of the second
+// written when it is over, nothing when the reports come back to what is written, and the
+// last reports on stop at once.
+func TestStatusPacing(t *testing.T) {
+	c, updates := countingClient(t)
 	clk := clocktesting.NewFakeClock(clockT0)
 	w := &statusWriter{node: "a", client: c, reader: c, log: testr.New(t), clock: clk}
 	ctx := t.Context()
@@ -161,16 +168,7 @@ func TestStatusPacing(t *testing.T) {
 // With wake set (as the speaker runs it), a held report is not copied and the timer writes
 // nothing: it wakes the plan loop, whose next report is written.
 func TestStatusPacingWakesThePlanLoop(t *testing.T) {
-	scheme := runtime.NewScheme()
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	var updates atomic.Int32
-	c := fake.NewClientBuilder().WithScheme(scheme).WithStatusSubresource(&v1alpha1.SpeakerStatus{}).
-		WithInterceptorFuncs(interceptor.Funcs{SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, o client.Object, opts ...client.SubResourceUpdateOption) error {
-			updates.Add(1)
-			return c.SubResource(sub).Update(ctx, o, opts...)
-		}}).Build()
+	c, updates := countingClient(t)
 	clk := clocktesting.NewFakeClock(clockT0)
 	var wakes atomic.Int32
 	w := &statusWriter{node: "a", client: c, reader: c, log: testr.New(t), clock: clk, wake: func() { wakes.Add(1) }}
