@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -50,7 +49,7 @@ func manySpeakers(ctx context.Context, cfg *config, sum *summary) (err error) {
 		return err
 	}
 	defer func() { e.down(err) }()
-	if err := e.bulkFirst(ctx, "many", cfg.manyServices); err != nil {
+	if err := e.bulk(ctx, "many", cfg.manyServices, true); err != nil {
 		return err
 	}
 	k, s := cfg.speakers, cfg.manyServices
@@ -104,6 +103,9 @@ func (e *env) cutAndReturn(ctx context.Context, victim *lab.Node) (cutResult, er
 	}
 	if len(cut.moves) < cut.sample || len(cut.gone) < cut.others {
 		return cut, fmt.Errorf("not everything moved within %s: %s; %s", cutTimeout, cut.movesLine(), cut.membersLine())
+	}
+	if len(cut.dead) == 0 {
+		return cut, fmt.Errorf("no speaker's log says %s died (Member changed … alive=false)", victim.Name)
 	}
 	fmt.Printf("  power cut of %s (it announced %d addresses; %d sampled, each checked to answer from its MAC first):\n", victim.Name, owned, len(sample))
 	fmt.Printf("    until claimed by another node's MAC (asked every %s, gratuitous ARP seen too): %s\n", askPeriod(len(sample)), cut.movesLine())
@@ -251,7 +253,7 @@ func (e *env) deaths(node string, since time.Time) ([]time.Duration, error) {
 		if n.Name == node {
 			continue
 		}
-		at, err := memberDied(filepath.Join(e.lab.Dir, "logs", n.Name+"_speaker.log"), node, since)
+		at, err := memberDied(e.lab.Process(n.Name+"/speaker").Log, node, since)
 		if err != nil {
 			return nil, err
 		}

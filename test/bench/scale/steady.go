@@ -24,7 +24,7 @@ func steady(ctx context.Context, cfg *config, mode string, sum *summary) (err er
 	}
 	defer func() { e.down(err) }()
 	m := cfg.steadyServices
-	if err := e.bulk(ctx, "steady", m); err != nil {
+	if err := e.bulk(ctx, "steady", m, false); err != nil {
 		return err
 	}
 	sum.set("steady", "Services in place (M), 3 nodes", mode, fmt.Sprint(m))
@@ -38,43 +38,25 @@ func steady(ctx context.Context, cfg *config, mode string, sum *summary) (err er
 }
 
 // bulk creates n Services from several goroutines and waits until all are announced and the
-// speakers are quiet (set-up, not measured; printed under the part's name).
-func (e *env) bulk(ctx context.Context, part string, n int) error {
+// speakers are quiet (set-up, not measured; printed under the part's name). With
+// speakersAfter the speakers are started only once every Service has its address.
+func (e *env) bulk(ctx context.Context, part string, n int, speakersAfter bool) error {
 	start := time.Now()
 	logf("%s: creating %d Services from %d goroutines", e.mode, n, e.cfg.workers)
 	if err := e.createParallel(ctx, n); err != nil {
 		return err
 	}
 	created := time.Since(start)
+	if err := e.waitAssigned(ctx, n); err != nil {
+		return err
+	}
+	if speakersAfter {
+		logf("%s: created and allocated in %s; starting the speakers", e.mode, time.Since(start).Round(time.Second))
+		if err := e.startSpeakers(ctx); err != nil {
+			return err
+		}
+	}
 	logf("%s: created in %s; waiting until all are announced", e.mode, created.Round(time.Second))
-	return e.announcedAfter(ctx, part, n, start, created)
-}
-
-// bulkFirst creates n Services while no speaker runs, waits until each has its address,
-// then starts the speakers and waits until every Service is announced and they are quiet.
-func (e *env) bulkFirst(ctx context.Context, part string, n int) error {
-	start := time.Now()
-	logf("%s: creating %d Services from %d goroutines before the speakers start", e.mode, n, e.cfg.workers)
-	if err := e.createParallel(ctx, n); err != nil {
-		return err
-	}
-	created := time.Since(start)
-	if err := e.waitAssigned(ctx, n); err != nil {
-		return err
-	}
-	logf("%s: created and allocated in %s; starting the speakers", e.mode, time.Since(start).Round(time.Second))
-	if err := e.startSpeakers(ctx); err != nil {
-		return err
-	}
-	return e.announcedAfter(ctx, part, n, start, created)
-}
-
-// announcedAfter waits until the n Services are all assigned and announced and the speakers
-// are quiet, and prints the set-up's figures.
-func (e *env) announcedAfter(ctx context.Context, part string, n int, start time.Time, created time.Duration) error {
-	if err := e.waitAssigned(ctx, n); err != nil {
-		return err
-	}
 	if _, _, err := e.allAnnounced(ctx, n); err != nil {
 		return err
 	}
