@@ -47,6 +47,7 @@ func main() {
 	flag.DurationVar(&o.RestartHold, "restart-hold", 10*time.Second, "how long the other speakers keep this node's addresses when its speaker stops for a restart (0, or a cordoned or not-ready node: they take them over at once)")
 	flag.DurationVar(&o.Handover, "handover-delay", time.Second, "how long to wait before answering for an address another live speaker held (0: at once)")
 	flag.Float64Var(&o.EventsQPS, "events-qps", 20, "Events written per second at most; up to 2,000 wait, more are dropped and counted")
+	flag.IntVar(&o.EventsPerPlan, "events-per-plan", 50, "when one plan starts or stops announcing more Services than this, one Event on the Node counts them instead of one Event on each Service (0: one on each, always)")
 	zopts := zap.Options{}
 	zopts.BindFlags(flag.CommandLine)
 	flag.Parse()

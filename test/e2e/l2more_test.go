@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
@@ -200,4 +203,82 @@ func testOutage(t *testing.T, kind lab.RouterKind) {
 		}
 		return nil
 	})
+}
+
+// TestARestartedSpeakerCountsItsAddressesOnItsNode: a speaker that takes more Services in one
+// plan than --events-per-plan (3 in this lab) writes one Event on its Node that counts them,
+// not one on each Service.
+func TestARestartedSpeakerCountsItsAddressesOnItsNode(t *testing.T) {
+	const n = 10 // one node owns at least 4 of them
+	ns := namespace(t)
+	poolAndAdvert(t, "many", "192.0.2.192/28", v1alpha1.L2AdvertisementSpec{})
+	single := corev1.IPFamilyPolicySingleStack
+	var addrs []netip.Addr
+	for i := range n {
+		svc := service(t, ns, fmt.Sprintf("s%d", i), "none", corev1.ServiceTypeLoadBalancer, func(s *corev1.Service) {
+			s.Annotations = map[string]string{v1alpha1.AnnotationAddressPool: "many"}
+			s.Spec.IPFamilyPolicy, s.Spec.IPFamilies = &single, []corev1.IPFamily{corev1.IPv4Protocol}
+		})
+		var v4 netip.Addr
+		eventually(t, 30*time.Second, "EXTERNAL-IP of "+svc.Name, func(ctx context.Context) error {
+			if err := cluster.Kube.Get(ctx, client.ObjectKeyFromObject(svc), svc); err != nil {
+				return err
+			}
+			if in := svc.Status.LoadBalancer.Ingress; len(in) == 1 {
+				return addrOf(in[0].IP, &v4)
+			}
+			return fmt.Errorf("ingress %v", svc.Status.LoadBalancer.Ingress)
+		})
+		addrs = append(addrs, v4)
+	}
+	owned := map[string]int{}
+	for _, a := range addrs {
+		owned[owner(t, a).Name]++
+	}
+	top := ""
+	for name, k := range owned {
+		if top == "" || k > owned[top] {
+			top = name
+		}
+	}
+	t.Logf("owners: %v; restarting %s's speaker", owned, top)
+	seen := map[types.UID]bool{}
+	var evs eventsv1.EventList
+	if err := cluster.Kube.List(t.Context(), &evs); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs.Items {
+		seen[e.UID] = true
+	}
+	sp := cluster.Node(top).Process("speaker")
+	if err := sp.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.Start(); err != nil {
+		t.Fatal(err)
+	}
+	allReady(t)
+	var note string
+	eventually(t, 60*time.Second, "an Announcing Event on node "+top+" that counts its addresses", func(ctx context.Context) error {
+		if err := cluster.Kube.List(ctx, &evs); err != nil {
+			return err
+		}
+		for _, e := range evs.Items {
+			if !seen[e.UID] && e.ReportingController == "vipcast-speaker" && e.Reason == "Announcing" && e.Regarding.Kind == "Node" && e.Regarding.Name == top {
+				note = e.Note
+				return nil
+			}
+		}
+		return fmt.Errorf("none among %d Events", len(evs.Items))
+	})
+	t.Logf("%s", note)
+	var count int
+	if _, err := fmt.Sscanf(note, top+" started announcing %d addresses over L2", &count); err != nil || count < owned[top] {
+		t.Errorf("the Event counts %d addresses (%v), want at least the %d of this test", count, err, owned[top])
+	}
+	for _, e := range evs.Items {
+		if !seen[e.UID] && e.Regarding.Namespace == ns && e.Reason == "Announcing" && strings.Contains(e.Note, "from "+top) {
+			t.Errorf("an Event on %s/%s after the restart: %s", ns, e.Regarding.Name, e.Note)
+		}
+	}
 }

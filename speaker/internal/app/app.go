@@ -74,6 +74,10 @@ type Options struct {
 	// EventsQPS limits the Events the speaker writes (a take-over of thousands of addresses
 	// would otherwise write thousands at once).
 	EventsQPS float64
+	// EventsPerPlan: when one plan starts or stops announcing more Services than this, the
+	// speaker writes one Event on its Node that counts them instead of one on each (0: one on
+	// each, always).
+	EventsPerPlan int
 }
 
 // Run runs the speaker until ctx ends, then leaves gracefully.
@@ -138,7 +142,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	}
 	sp := &speaker{
 		node: o.Node, lbClass: o.LBClass, port: o.Port, client: mgr.GetClient(), reader: mgr.GetAPIReader(), cluster: cluster, ann: ann, host: links,
-		recorder: recorder, log: log, resync: o.Resync, leave: o.Leave, joinTimeout: o.JoinTimeout, handover: o.Handover, restartHold: o.RestartHold, now: time.Now,
+		recorder: recorder, log: log, resync: o.Resync, leave: o.Leave, joinTimeout: o.JoinTimeout, handover: o.Handover, restartHold: o.RestartHold, eventsPerPlan: o.EventsPerPlan, now: time.Now,
 		trigger: make(chan struct{}, 1), informed: make(chan struct{}, 1), planInterval: o.PlanInterval, changes: &changes{},
 		linkEvents: true, m: m, started: time.Now(), pending: map[netip.Addr]time.Time{},
 		status: &statusWriter{node: o.Node, client: mgr.GetClient(), reader: mgr.GetAPIReader(), log: log},

@@ -24,6 +24,8 @@ type metrics struct {
 	bfdPackets [3]atomic.Uint64
 	// eventsDropped counts Events not written because too many were waiting.
 	eventsDropped prometheus.Counter
+	// eventsSummed counts the per-Service Events a count on the Node replaced.
+	eventsSummed prometheus.Counter
 	// conflicts counts conflicts reported, by claimant (speaker, foreign).
 	conflicts *prometheus.CounterVec
 	// plans counts the plans made; fullPlans those made from every Service; servicePlans the
@@ -39,6 +41,8 @@ func newMetrics(stats *layer2.Stats) *metrics {
 		takeovers: prometheus.NewCounter(prometheus.CounterOpts{Name: "vipcast_speaker_takeovers_total", Help: "Addresses this node started announcing (at start and on fail-over)."}),
 		eventsDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "vipcast_events_dropped_total",
 			Help: "Events dropped because too many were waiting to be written."}),
+		eventsSummed: prometheus.NewCounter(prometheus.CounterOpts{Name: "vipcast_speaker_events_summed_total",
+			Help: "Events on Services not written because one plan moved more than --events-per-plan Services (one Event on the Node counted them)."}),
 	}
 	m.plans = prometheus.NewCounter(prometheus.CounterOpts{Name: "vipcast_speaker_plans_total", Help: "Plans made (one per change or batch of changes, and per resync)."})
 	m.fullPlans = prometheus.NewCounter(prometheus.CounterOpts{Name: "vipcast_speaker_full_plans_total",
@@ -61,7 +65,7 @@ func newMetrics(stats *layer2.Stats) *metrics {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vipcast_bfd_packets_total", ConstLabels: prometheus.Labels{"result": result},
 			Help: "BFD control packets read: accepted, malformed (dropped), or for no session (dropped)."}, func() float64 { return float64(v.Load()) })
 	}
-	collectors := []prometheus.Collector{m.plans, m.fullPlans, m.servicePlans, m.memberPlans, m.announced, m.members, m.takeovers, m.eventsDropped, m.conflicts, m.bgpAnnounced, m.sessionUp, m.bfdUp, m.advertised, m.bgpUpdates,
+	collectors := []prometheus.Collector{m.plans, m.fullPlans, m.servicePlans, m.memberPlans, m.announced, m.members, m.takeovers, m.eventsDropped, m.eventsSummed, m.conflicts, m.bgpAnnounced, m.sessionUp, m.bfdUp, m.advertised, m.bgpUpdates,
 		counter("vipcast_l2_arp_requests_total", "ARP requests received for owned addresses.", &stats.ARPRequests),
 		counter("vipcast_l2_arp_replies_total", "ARP replies sent.", &stats.ARPReplies),
 		counter("vipcast_l2_ndp_solicitations_total", "Neighbour solicitations received for owned addresses.", &stats.NDPSolicitations),

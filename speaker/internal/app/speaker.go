@@ -79,7 +79,10 @@ type speaker struct {
 	// restartHold is how long the others keep this node's addresses when its speaker stops
 	// for a restart (0: they take them over at once).
 	restartHold time.Duration
-	now         func() time.Time
+	// eventsPerPlan: a plan that moves more Services writes one Event on the Node instead of
+	// one on each (0: always one on each).
+	eventsPerPlan int
+	now           func() time.Time
 
 	bgp     bgpApplier
 	trigger chan struct{}
@@ -428,7 +431,7 @@ func (s *speaker) sync(ctx context.Context) {
 	}
 	self := nodeOf(w.Nodes, s.node)
 	b := s.bgp.sync(ctx, w, base, s.plan.takeBGP(), self)
-	s.own(ctx, l2, visited, allL2, b)
+	s.own(ctx, self, l2, visited, allL2, b)
 	mine := s.owned
 	conflicts := s.reportConflicts(ctx, mine, now)
 	s.m.observe(len(s.l2want), len(live), b)
@@ -765,8 +768,8 @@ func (s *speaker) read(ctx context.Context) (planner.Objects, error) {
 // own brings owned (what this node announces, as reported) up to date: the layer-2 part for
 // the addresses visited (every one with all), the BGP part for the addresses the BGP side
 // touched (every one with b.all). Each Service hears when this node starts or stops
-// announcing its address.
-func (s *speaker) own(ctx context.Context, l2 map[netip.Addr]announcement, visited []netip.Addr, all bool, b bgpResult) {
+// announcing its address, or the Node, once, when one plan moves more than eventsPerPlan.
+func (s *speaker) own(ctx context.Context, self *corev1.Node, l2 map[netip.Addr]announcement, visited []netip.Addr, all bool, b bgpResult) {
 	if s.owned == nil {
 		s.owned, s.ownedBGP = map[annKey]announcement{}, map[netip.Addr]bool{}
 	}
@@ -781,8 +784,9 @@ func (s *speaker) own(ctx context.Context, l2 map[netip.Addr]announcement, visit
 			visited = append(visited, a)
 		}
 	}
+	var moved []moveEvent
 	for _, a := range visited {
-		s.set(ctx, annKey{a, v1alpha1.ModeL2}, l2)
+		moved = s.set(annKey{a, v1alpha1.ModeL2}, l2, moved)
 	}
 	touched := b.touched
 	if b.all {
@@ -794,28 +798,32 @@ func (s *speaker) own(ctx context.Context, l2 map[netip.Addr]announcement, visit
 		}
 	}
 	for _, a := range touched {
-		s.set(ctx, annKey{a, v1alpha1.ModeBGP}, b.announced)
+		moved = s.set(annKey{a, v1alpha1.ModeBGP}, b.announced, moved)
 	}
+	s.tell(ctx, self, moved)
 }
 
-// set makes owned[k] what now says of k.addr, with an Event when it starts or stops.
-func (s *speaker) set(ctx context.Context, k annKey, now map[netip.Addr]announcement) {
+// moveEvent is a Service's address this node started (on) or stopped announcing.
+type moveEvent struct {
+	k       annKey
+	service string
+	on      bool
+	a       announcement
+}
+
+// set makes owned[k] what now says of k.addr, adding to moved the Services that hear of it.
+func (s *speaker) set(k annKey, now map[netip.Addr]announcement, moved []moveEvent) []moveEvent {
 	a, has := now[k.addr]
 	old, had := s.owned[k]
 	switch {
 	case has && !had:
 		s.m.takeovers.Inc()
 		for _, name := range a.services {
-			if svc := s.service(ctx, name); svc != nil {
-				s.recorder.Eventf(svc, nil, corev1.EventTypeNormal, ReasonAnnouncing, "Announce", "%s announced %s", k.addr, a.describe(s.node))
-			}
+			moved = append(moved, moveEvent{k: k, service: name, on: true, a: a})
 		}
 	case had && !has:
 		for _, name := range old.services {
-			if svc := s.service(ctx, name); svc != nil {
-				s.recorder.Eventf(svc, nil, corev1.EventTypeNormal, ReasonStoppedAnnouncing, "Withdraw",
-					"%s no longer announced over %s from %s", k.addr, k.mode, s.node)
-			}
+			moved = append(moved, moveEvent{k: k, service: name})
 		}
 	}
 	if has {
@@ -830,6 +838,72 @@ func (s *speaker) set(ctx context.Context, k annKey, now map[netip.Addr]announce
 			delete(s.ownedBGP, k.addr)
 		}
 	}
+	return moved
+}
+
+// tell writes an Event on each Service of moved, or, when there are more than
+// eventsPerPlan (a speaker starting with thousands of addresses, a node's share moving),
+// one Event on the Node that counts them: thousands of Events at once from every speaker
+// would crowd the API server out for the status writes and the leases. Each Service's
+// Announced condition says who announces it either way.
+func (s *speaker) tell(ctx context.Context, self *corev1.Node, moved []moveEvent) {
+	if s.eventsPerPlan <= 0 || len(moved) <= s.eventsPerPlan {
+		for _, e := range moved {
+			svc := s.service(ctx, e.service)
+			switch {
+			case svc == nil:
+			case e.on:
+				s.recorder.Eventf(svc, nil, corev1.EventTypeNormal, ReasonAnnouncing, "Announce", "%s announced %s", e.k.addr, e.a.describe(s.node))
+			default:
+				s.recorder.Eventf(svc, nil, corev1.EventTypeNormal, ReasonStoppedAnnouncing, "Withdraw",
+					"%s no longer announced over %s from %s", e.k.addr, e.k.mode, s.node)
+			}
+		}
+		return
+	}
+	s.m.eventsSummed.Add(float64(len(moved)))
+	on, off := summarize(moved, true), summarize(moved, false)
+	s.log.Info("Many Services moved in one plan; one Event on the Node instead of one per Service", "started", on, "stopped", off)
+	if self == nil {
+		return
+	}
+	if on != "" {
+		s.recorder.Eventf(self, nil, corev1.EventTypeNormal, ReasonAnnouncing, "Announce",
+			"%s started announcing %s in one plan (more than %d Services: no Event on each)", s.node, on, s.eventsPerPlan)
+	}
+	if off != "" {
+		s.recorder.Eventf(self, nil, corev1.EventTypeNormal, ReasonStoppedAnnouncing, "Withdraw",
+			"%s stopped announcing %s in one plan (more than %d Services: no Event on each)", s.node, off, s.eventsPerPlan)
+	}
+}
+
+// summarize counts the addresses and Services of moved that started (on) or stopped:
+// "3 addresses over L2 (4 Services), 2 over BGP (2 Services)", or "" when none did.
+func summarize(moved []moveEvent, on bool) string {
+	type count struct {
+		addrs    map[netip.Addr]bool
+		services int
+	}
+	by := map[v1alpha1.AnnouncementMode]*count{}
+	for _, e := range moved {
+		if e.on != on {
+			continue
+		}
+		c := by[e.k.mode]
+		if c == nil {
+			c = &count{addrs: map[netip.Addr]bool{}}
+			by[e.k.mode] = c
+		}
+		c.addrs[e.k.addr] = true
+		c.services++
+	}
+	var parts []string
+	for _, mode := range []v1alpha1.AnnouncementMode{v1alpha1.ModeL2, v1alpha1.ModeBGP} {
+		if c := by[mode]; c != nil {
+			parts = append(parts, fmt.Sprintf("%d addresses over %s (%d Services)", len(c.addrs), mode, c.services))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func nodeOf(nodes []corev1.Node, name string) *corev1.Node {

@@ -171,9 +171,10 @@ func testMetrics() *metrics {
 	return &metrics{announced: prometheus.NewGauge(prometheus.GaugeOpts{Name: "a"}), members: prometheus.NewGauge(prometheus.GaugeOpts{Name: "m"}),
 		takeovers: prometheus.NewCounter(prometheus.CounterOpts{Name: "t"}), bgpAnnounced: prometheus.NewGauge(prometheus.GaugeOpts{Name: "b"}),
 		sessionUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "s"}, []string{"peer"}), bfdUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "f"}, []string{"peer"}),
-		advertised: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "d"}, []string{"peer"}),
-		conflicts:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "c"}, []string{"claimant"}),
-		plans:      prometheus.NewCounter(prometheus.CounterOpts{Name: "p"}), fullPlans: prometheus.NewCounter(prometheus.CounterOpts{Name: "fp"}),
+		advertised:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "d"}, []string{"peer"}),
+		conflicts:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "c"}, []string{"claimant"}),
+		eventsSummed: prometheus.NewCounter(prometheus.CounterOpts{Name: "e"}),
+		plans:        prometheus.NewCounter(prometheus.CounterOpts{Name: "p"}), fullPlans: prometheus.NewCounter(prometheus.CounterOpts{Name: "fp"}),
 		servicePlans: prometheus.NewCounter(prometheus.CounterOpts{Name: "sp"}), memberPlans: prometheus.NewCounter(prometheus.CounterOpts{Name: "lp"})}
 }
 
@@ -575,5 +576,48 @@ func TestTruncatedLinksSameView(t *testing.T) {
 	}
 	if got := h.l2.want[vip]; len(got) != 1 || got[0] != "eth0" {
 		t.Errorf("answers for %s on %v, want eth0 (its prefix)", vip, got)
+	}
+}
+
+func TestManyMovesOneEventOnTheNode(t *testing.T) {
+	var objs []client.Object
+	for i := range 5 {
+		objs = append(objs, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: fmt.Sprintf("s%d", i)}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer},
+			Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: fmt.Sprintf("192.0.2.%d", 100+i)}}}}})
+	}
+	h := newHarness(t, false, objs...)
+	h.s.eventsPerPlan = 3
+	h.cluster.joined = true
+	h.s.sync(t.Context())
+	h.now = clockT0.Add(time.Second)
+	h.s.sync(t.Context())
+	if len(h.l2.want) != 6 {
+		t.Fatalf("a alone should answer for the 6 addresses: %v", h.l2.want)
+	}
+	// Six Services started at once, more than 3: one Event, on the Node, counting them.
+	evs := h.events()
+	if len(evs) != 1 || !strings.Contains(evs[0], ReasonAnnouncing) || !strings.Contains(evs[0], "a started announcing 6 addresses over L2 (6 Services)") {
+		t.Fatalf("events %q, want one counting 6 addresses", evs)
+	}
+	if n := testutil.ToFloat64(h.s.m.eventsSummed); n != 6 {
+		t.Errorf("%v Events summed, want 6", n)
+	}
+	// One Service moves to another address: two Events on it, under the limit.
+	var svc corev1.Service
+	if err := h.c.Get(t.Context(), client.ObjectKey{Namespace: "ns", Name: "s0"}, &svc); err != nil {
+		t.Fatal(err)
+	}
+	svc.Status.LoadBalancer.Ingress[0].IP = "192.0.2.120"
+	if err := h.c.Status().Update(t.Context(), &svc); err != nil {
+		t.Fatal(err)
+	}
+	h.s.sync(t.Context())
+	evs = h.events()
+	slices.Sort(evs) // "Normal Announcing" before "Normal StoppedAnnouncing"
+	if len(evs) != 2 || !strings.Contains(evs[0], "192.0.2.120 announced over L2 from a") || !strings.Contains(evs[1], "192.0.2.100 no longer announced over L2 from a") {
+		t.Errorf("events %q, want one Withdraw and one Announce on ns/s0", evs)
+	}
+	if n := testutil.ToFloat64(h.s.m.eventsSummed); n != 6 {
+		t.Errorf("%v Events summed, want still 6", n)
 	}
 }
