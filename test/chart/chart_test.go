@@ -161,7 +161,7 @@ func TestNonDefaultValues(t *testing.T) {
 	s := ds.Spec.Template.Spec.Containers[0]
 	sa := args(s)
 	for k, v := range map[string]string{"lb-class": "vipcast.io/lb", "zap-log-level": "debug", "exclude-interfaces": "cali*,eth9",
-		"memberlist-port": "7950", "memberlist-probe-interval": "200ms", "memberlist-suspicion-mult": "4", "events-qps": "5",
+		"memberlist-port": "7950", "memberlist-probe-interval": "200ms", "memberlist-suspicion-mult": "4", "events-qps": "5", "events-per-plan": "7",
 		"plan-interval": "250ms", "pprof-bind-address": "127.0.0.1:6060"} {
 		if sa[k] != v {
 			t.Errorf("speaker --%s=%q, want %q", k, sa[k], v)
@@ -227,6 +227,7 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"sample pool without addresses", "samplePool.enabled=true", "/samplePool/addresses"},
 		{"replicas", "controller.replicas=0", "/controller/replicas"},
 		{"events pace", "speaker.eventsQPS=0", "/speaker/eventsQPS"},
+		{"events per plan", "speaker.eventsPerPlan=-1", "/speaker/eventsPerPlan"},
 	} {
 		for _, bin := range []string{"helm", "helm3"} {
 			t.Run(bin+"/"+tc.name, func(t *testing.T) {
