@@ -15,6 +15,43 @@ const (
 	AnnotationAllowSharedIPNamespaces = "vipcast.io/allow-shared-ip-namespaces"
 )
 
+// MetalLB's Service annotations, read as the vipcast.io ones above so that Services move
+// from MetalLB without an edit. For each setting the first present of vipcast.io,
+// metallb.io and metallb.universe.tf is the one read; the others are ignored.
+const (
+	MetalLBAddressPool     = "metallb.io/address-pool"
+	MetalLBLoadBalancerIPs = "metallb.io/loadBalancerIPs"
+	MetalLBAllowSharedIP   = "metallb.io/allow-shared-ip"
+	// The metallb.universe.tf forms, which MetalLB still reads after metallb.io.
+	MetalLBLegacyAddressPool     = "metallb.universe.tf/address-pool"
+	MetalLBLegacyLoadBalancerIPs = "metallb.universe.tf/loadBalancerIPs"
+	MetalLBLegacyAllowSharedIP   = "metallb.universe.tf/allow-shared-ip"
+)
+
+// AnnotationForms lists, for each vipcast.io annotation that MetalLB has an equivalent of,
+// the keys read in order of precedence.
+var AnnotationForms = map[string][]string{
+	AnnotationAddressPool:     {AnnotationAddressPool, MetalLBAddressPool, MetalLBLegacyAddressPool},
+	AnnotationLoadBalancerIPs: {AnnotationLoadBalancerIPs, MetalLBLoadBalancerIPs, MetalLBLegacyLoadBalancerIPs},
+	AnnotationAllowSharedIP:   {AnnotationAllowSharedIP, MetalLBAllowSharedIP, MetalLBLegacyAllowSharedIP},
+}
+
+// Annotation reads a Service annotation by its vipcast.io name, or MetalLB's equivalent when
+// the vipcast.io one is absent (AnnotationForms): the value, the key it was read from, and
+// whether any was present.
+func Annotation(annotations map[string]string, name string) (value, key string, ok bool) {
+	forms := AnnotationForms[name]
+	if forms == nil {
+		forms = []string{name}
+	}
+	for _, k := range forms {
+		if v, ok := annotations[k]; ok {
+			return v, k, true
+		}
+	}
+	return "", "", false
+}
+
 // Conditions vipcast writes.
 const (
 	// ConditionIPAllocated on a Service: whether it holds an address, and from which pool.

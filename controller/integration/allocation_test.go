@@ -288,3 +288,39 @@ func TestNamespaceLabelChangeServesAWaitingService(t *testing.T) {
 	must(t, k8s.Update(context.Background(), nsObj))
 	waitIPs(t, ns, "waiting", "192.0.2.120")
 }
+
+// A Service annotated for MetalLB is served as it is: both of MetalLB's prefixes, with
+// vipcast.io first when both are present.
+func TestMetalLBAnnotations(t *testing.T) {
+	startController(t, app.Options{})
+	ns := newNamespace(t)
+	manual := func(p *v1alpha1.IPAddressPool) { p.Spec.AutoAssign = boolPtr(false) }
+	createPool(t, "mlb-pool", []string{"192.0.2.64/29"}, manual)
+	createPool(t, "mlb-other", []string{"192.0.2.72/30"}, manual)
+	annotate := func(kv ...string) func(*corev1.Service) {
+		return func(s *corev1.Service) {
+			for i := 0; i < len(kv); i += 2 {
+				s.Annotations[kv[i]] = kv[i+1]
+			}
+		}
+	}
+	createService(t, ns, "legacy-pool", annotate(v1alpha1.MetalLBLegacyAddressPool, "mlb-pool"))
+	waitIPs(t, ns, "legacy-pool", "192.0.2.64")
+	createService(t, ns, "ip", annotate(v1alpha1.MetalLBLoadBalancerIPs, "192.0.2.70"))
+	waitIPs(t, ns, "ip", "192.0.2.70")
+	// Two Services share one address by MetalLB's key, one with each prefix.
+	createService(t, ns, "share-a", annotate(v1alpha1.MetalLBAddressPool, "mlb-pool", v1alpha1.MetalLBAllowSharedIP, "k"))
+	waitIPs(t, ns, "share-a", "192.0.2.65")
+	createService(t, ns, "share-b", annotate(v1alpha1.MetalLBLegacyLoadBalancerIPs, "192.0.2.65", v1alpha1.MetalLBLegacyAllowSharedIP, "k"),
+		func(s *corev1.Service) { s.Spec.Ports[0].Port = 8443 })
+	waitIPs(t, ns, "share-b", "192.0.2.65")
+	// vipcast.io first, then metallb.io, then metallb.universe.tf.
+	createService(t, ns, "both", annotate(v1alpha1.AnnotationAddressPool, "mlb-other", v1alpha1.MetalLBAddressPool, "mlb-pool", v1alpha1.MetalLBLegacyAddressPool, "mlb-pool"))
+	waitIPs(t, ns, "both", "192.0.2.72")
+	createService(t, ns, "io-first", annotate(v1alpha1.MetalLBLoadBalancerIPs, "192.0.2.73", v1alpha1.MetalLBLegacyLoadBalancerIPs, "192.0.2.66"))
+	waitIPs(t, ns, "io-first", "192.0.2.73")
+	createService(t, ns, "garbage", annotate(v1alpha1.MetalLBLoadBalancerIPs, "192.0.2.300"))
+	if c := waitCondition(t, ns, "garbage", metav1.ConditionFalse, allocator.ReasonInvalidAnnotation); !strings.Contains(c.Message, v1alpha1.MetalLBLoadBalancerIPs) {
+		t.Errorf("message %q does not name the annotation", c.Message)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -151,14 +152,14 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 }
 
 // slim drops from every cached object what the controller never reads: managed fields, the
-// annotations not in vipcast.io/ (last-applied-configuration is often the largest part of
+// annotations neither in vipcast.io/ nor MetalLB's that it reads (last-applied-configuration is often the largest part of
 // a Service), and a Node's image list. Its writes are patches of what it changes, so what
 // the cache lacks is never written back.
 func slim(obj any) (any, error) {
 	if m, ok := obj.(metav1.Object); ok {
 		m.SetManagedFields(nil)
 		if ann := m.GetAnnotations(); len(ann) > 0 {
-			maps.DeleteFunc(ann, func(k, _ string) bool { return !strings.HasPrefix(k, v1alpha1.GroupVersion.Group+"/") })
+			maps.DeleteFunc(ann, func(k, _ string) bool { return !readAnnotation(k) })
 			if len(ann) == 0 {
 				ann = nil
 			}
@@ -169,4 +170,18 @@ func slim(obj any) (any, error) {
 		n.Status.Images = nil
 	}
 	return obj, nil
+}
+
+// readAnnotation tells whether the controller reads annotation key: vipcast.io's, and
+// MetalLB's forms of them.
+func readAnnotation(key string) bool {
+	if strings.HasPrefix(key, v1alpha1.GroupVersion.Group+"/") {
+		return true
+	}
+	for _, forms := range v1alpha1.AnnotationForms {
+		if slices.Contains(forms, key) {
+			return true
+		}
+	}
+	return false
 }

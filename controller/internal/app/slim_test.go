@@ -13,12 +13,14 @@ import (
 func TestSlimKeepsWhatTheControllerReads(t *testing.T) {
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Annotations: map[string]string{
 		v1alpha1.AnnotationAddressPool: "blue", v1alpha1.AnnotationAllowSharedIP: "k",
+		v1alpha1.MetalLBLoadBalancerIPs: "192.0.2.1", v1alpha1.MetalLBLegacyAddressPool: "red", "metallb.io/ip-allocated-from-pool": "red",
 		"kubectl.kubernetes.io/last-applied-configuration": `{"big":"json"}`, "example.com/other": "x",
 	}, ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}}}
 	if _, err := slim(svc); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{v1alpha1.AnnotationAddressPool: "blue", v1alpha1.AnnotationAllowSharedIP: "k"}
+	want := map[string]string{v1alpha1.AnnotationAddressPool: "blue", v1alpha1.AnnotationAllowSharedIP: "k",
+		v1alpha1.MetalLBLoadBalancerIPs: "192.0.2.1", v1alpha1.MetalLBLegacyAddressPool: "red"}
 	if !maps.Equal(svc.Annotations, want) || svc.ManagedFields != nil {
 		t.Errorf("annotations %v, managed fields %v; want %v and none", svc.Annotations, svc.ManagedFields, want)
 	}

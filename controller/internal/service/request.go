@@ -1,6 +1,7 @@
 package service
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -52,9 +53,15 @@ func ParseRequestedIPs(annotation string, hasAnnotation bool, specIP string) ([]
 		ips = append(ips, ip)
 	}
 	if hasAnnotation && len(ips) == 0 {
-		return nil, fmt.Errorf("%s is empty", v1alpha1.AnnotationLoadBalancerIPs)
+		return nil, errors.New("empty")
 	}
 	return ips, nil
+}
+
+// annotation reads a vipcast.io annotation of svc, or MetalLB's form of it.
+func annotation(svc *corev1.Service, name string) string {
+	v, _, _ := v1alpha1.Annotation(svc.Annotations, name)
+	return v
 }
 
 // ParseNamespaces reads the allow-shared-ip-namespaces annotation: namespace names
@@ -77,8 +84,8 @@ func BuildRequest(svc *corev1.Service, nsLabels map[string]string) (*allocator.R
 		Namespace:       svc.Namespace,
 		Labels:          svc.Labels,
 		NamespaceLabels: nsLabels,
-		Pool:            strings.TrimSpace(svc.Annotations[v1alpha1.AnnotationAddressPool]),
-		SharingKey:      strings.TrimSpace(svc.Annotations[v1alpha1.AnnotationAllowSharedIP]),
+		Pool:            strings.TrimSpace(annotation(svc, v1alpha1.AnnotationAddressPool)),
+		SharingKey:      strings.TrimSpace(annotation(svc, v1alpha1.AnnotationAllowSharedIP)),
 		ShareNamespaces: ParseNamespaces(svc.Annotations[v1alpha1.AnnotationAllowSharedIPNamespaces]),
 		Local:           svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
 		Selector:        labels.Set(svc.Spec.Selector).String(),
@@ -114,9 +121,12 @@ func BuildRequest(svc *corev1.Service, nsLabels map[string]string) (*allocator.R
 		}
 		req.Ports = append(req.Ports, allocator.Port{Protocol: proto, Port: p.Port})
 	}
-	ann, has := svc.Annotations[v1alpha1.AnnotationLoadBalancerIPs]
+	ann, key, has := v1alpha1.Annotation(svc.Annotations, v1alpha1.AnnotationLoadBalancerIPs)
 	ips, err := ParseRequestedIPs(ann, has, svc.Spec.LoadBalancerIP) //nolint:staticcheck // spec.loadBalancerIP is deprecated but still honoured.
 	if err != nil {
+		if has {
+			err = fmt.Errorf("%s: %w", key, err)
+		}
 		return req, err
 	}
 	req.RequestedIPs = ips

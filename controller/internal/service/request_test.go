@@ -2,6 +2,7 @@ package service
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -33,7 +34,7 @@ func TestParseRequestedIPs(t *testing.T) {
 		{name: "two of one family", ann: "192.0.2.2,192.0.2.3", has: true, wantErr: "at most one address per family"},
 		{name: "garbage", ann: "192.0.2.300", has: true, wantErr: "is not an IP address"},
 		{name: "zone", ann: "fe80::1%eth0", has: true, wantErr: "is not an IP address"},
-		{name: "empty annotation", ann: " , ", has: true, wantErr: "is empty"},
+		{name: "empty annotation", ann: " , ", has: true, wantErr: "empty"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -196,5 +197,48 @@ func TestParseNamespaces(t *testing.T) {
 		if got := ParseNamespaces(in); !slices.Equal(got, want) {
 			t.Errorf("ParseNamespaces(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// MetalLB's annotations are read when vipcast.io's are absent: vipcast.io first, then
+// metallb.io, then metallb.universe.tf.
+func TestMetalLBAnnotations(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		ann            map[string]string
+		pool, key, ips string
+		wantErr        string
+	}{
+		{name: "legacy forms", ann: map[string]string{v1alpha1.MetalLBLegacyAddressPool: "gold", v1alpha1.MetalLBLegacyAllowSharedIP: "k",
+			v1alpha1.MetalLBLegacyLoadBalancerIPs: "192.0.2.7"}, pool: "gold", key: "k", ips: "[192.0.2.7]"},
+		{name: "metallb.io forms", ann: map[string]string{v1alpha1.MetalLBAddressPool: "gold", v1alpha1.MetalLBAllowSharedIP: "k",
+			v1alpha1.MetalLBLoadBalancerIPs: "192.0.2.7, 2001:db8::7"}, pool: "gold", key: "k", ips: "[192.0.2.7 2001:db8::7]"},
+		{name: "metallb.io before metallb.universe.tf", ann: map[string]string{v1alpha1.MetalLBAddressPool: "gold", v1alpha1.MetalLBLegacyAddressPool: "lead",
+			v1alpha1.MetalLBAllowSharedIP: "k", v1alpha1.MetalLBLegacyAllowSharedIP: "j",
+			v1alpha1.MetalLBLoadBalancerIPs: "192.0.2.7", v1alpha1.MetalLBLegacyLoadBalancerIPs: "192.0.2.8"}, pool: "gold", key: "k", ips: "[192.0.2.7]"},
+		{name: "vipcast.io before both", ann: map[string]string{v1alpha1.AnnotationAddressPool: "blue", v1alpha1.MetalLBAddressPool: "gold", v1alpha1.MetalLBLegacyAddressPool: "lead",
+			v1alpha1.AnnotationAllowSharedIP: "v", v1alpha1.MetalLBAllowSharedIP: "k",
+			v1alpha1.AnnotationLoadBalancerIPs: "192.0.2.9", v1alpha1.MetalLBLoadBalancerIPs: "192.0.2.7"}, pool: "blue", key: "v", ips: "[192.0.2.9]"},
+		{name: "an empty vipcast.io annotation still wins", ann: map[string]string{v1alpha1.AnnotationAddressPool: "", v1alpha1.MetalLBAddressPool: "gold"}, ips: "[]"},
+		{name: "a malformed metallb.io address is named", ann: map[string]string{v1alpha1.MetalLBLoadBalancerIPs: "nope", v1alpha1.MetalLBLegacyLoadBalancerIPs: "192.0.2.7"},
+			wantErr: `metallb.io/loadBalancerIPs: "nope" is not an IP address`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web", Annotations: tc.ann},
+				Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer}}
+			req, err := BuildRequest(svc, nil)
+			if tc.wantErr != "" {
+				if err == nil || err.Error() != tc.wantErr {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if req.Pool != tc.pool || req.SharingKey != tc.key || fmt.Sprint(req.RequestedIPs) != tc.ips {
+				t.Errorf("pool %q key %q ips %v; want %q %q %s", req.Pool, req.SharingKey, req.RequestedIPs, tc.pool, tc.key, tc.ips)
+			}
+		})
 	}
 }
