@@ -44,16 +44,17 @@ verify: generate ## Fail when generated files are stale or code is not gofmt-cle
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "not gofmt-clean"; exit 1; }
 
 .PHONY: build
-build: ## Build the binaries into bin/ (and the lab's command, vipcast-lab).
+build: ## Build the binaries into bin/ (the controller, the speaker, the kubectl plugin, and the lab's command, vipcast-lab).
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/vipcast-controller ./controller
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/vipcast-speaker ./speaker
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/kubectl-vipcast ./kubectl-vipcast
 	$(GO) build -o $(BIN)/vipcast-lab ./test/lab/cmd/vipcast-lab
 
 # The Go of the Dockerfile's build stage (golang:$(IMAGE_GO)); a test keeps the two equal.
 IMAGE_GO := 1.26.8
 
 .PHONY: image-binaries
-image-binaries: ## Build what the Dockerfile builds (no Docker needed): both programs, static, into bin/image.
+image-binaries: ## Build what the Dockerfile builds (no Docker needed): the programs, static, into bin/image.
 	GOTOOLCHAIN=go$(IMAGE_GO) hack/image-binaries.sh $(BIN)/image
 
 .PHONY: lint

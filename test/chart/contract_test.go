@@ -200,8 +200,8 @@ func TestDockerfileMatchesImageBinaries(t *testing.T) {
 		!regexp.MustCompile(`(?m)^\s+GOTOOLCHAIN=go\$\(IMAGE_GO\) hack/image-binaries.sh `).Match(makefile) {
 		t.Error("the Dockerfile and make image-binaries do not both run hack/image-binaries.sh")
 	}
-	if !regexp.MustCompile(`(?m)^COPY --from=build /out/vipcast-controller /out/vipcast-speaker /$`).Match(docker) {
-		t.Error("the image does not hold /vipcast-controller and /vipcast-speaker")
+	if !regexp.MustCompile(`(?m)^COPY --from=build /out/vipcast-controller /out/vipcast-speaker /out/kubectl-vipcast /$`).Match(docker) {
+		t.Error("the image does not hold /vipcast-controller, /vipcast-speaker and /kubectl-vipcast")
 	}
 	if !regexp.MustCompile(`(?m)^USER 65532:65532$`).Match(docker) {
 		t.Error("the image does not default to a non-root user")
@@ -213,7 +213,7 @@ func TestDockerfileMatchesImageBinaries(t *testing.T) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("hack/image-binaries.sh: %v\n%s", err, b)
 	}
-	for _, prog := range []string{"vipcast-controller", "vipcast-speaker"} {
+	for _, prog := range []string{"vipcast-controller", "vipcast-speaker", "kubectl-vipcast"} {
 		path := filepath.Join(out, prog)
 		info, err := buildinfo.ReadFile(path)
 		if err != nil {
