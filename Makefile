@@ -6,7 +6,7 @@ export PATH := $(BIN):/usr/local/go/bin:$(PATH)
 export KUBEBUILDER_ASSETS := $(BIN)
 
 LAB_TOOLS  := etcd kube-apiserver kube-controller-manager kube-proxy kubectl
-TEST_TOOLS := $(LAB_TOOLS) gobgp gobgpd controller-gen golangci-lint helm helm3
+TEST_TOOLS := $(LAB_TOOLS) gobgp gobgpd controller-gen golangci-lint helm helm3 metallb-controller metallb-speaker
 
 .PHONY: help
 help: ## List the targets.

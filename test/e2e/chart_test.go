@@ -88,6 +88,13 @@ type chartRun struct {
 // readmeInstall returns the commands of the first shell block under "## Install".
 func readmeInstall(t *testing.T, readme string) [][]string {
 	t.Helper()
+	return readmeCommands(t, readme, "## Install")
+}
+
+// readmeCommands returns the commands of the first shell block under the heading, each
+// split into words, comments ("  # ...") left out.
+func readmeCommands(t *testing.T, readme, heading string) [][]string {
+	t.Helper()
 	f, err := os.Open(readme)
 	if err != nil {
 		t.Fatal(err)
@@ -102,18 +109,25 @@ func readmeInstall(t *testing.T, readme string) [][]string {
 			if section && len(cmds) > 0 {
 				return cmds
 			}
-			section = line == "## Install"
+			section = line == heading
 		case section && strings.HasPrefix(line, "```"):
 			if block {
 				return cmds
 			}
 			block = true
-		case section && block && strings.TrimSpace(line) != "":
-			cmds = append(cmds, strings.Fields(line))
+		case section && block && strings.HasPrefix(strings.TrimSpace(line), "#"):
+			// a comment line: a step for a person
+		case section && block:
+			if i := strings.Index(line, " #"); i >= 0 {
+				line = line[:i]
+			}
+			if strings.TrimSpace(line) != "" {
+				cmds = append(cmds, strings.Fields(line))
+			}
 		}
 	}
 	if len(cmds) == 0 {
-		t.Fatal("the README has no install commands under ## Install")
+		t.Fatalf("the README has no commands under %s", heading)
 	}
 	return cmds
 }

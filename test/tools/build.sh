@@ -22,6 +22,8 @@ tools=(
 	"gobgp gobgp github.com/osrg/gobgp/v4/cmd/gobgp"
 	"gobgpd gobgp github.com/osrg/gobgp/v4/cmd/gobgpd"
 	"golangci-lint lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint"
+	"metallb-controller metallb go.universe.tf/metallb/controller"
+	"metallb-speaker metallb go.universe.tf/metallb/speaker"
 )
 
 want=${*:-}

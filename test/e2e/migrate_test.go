@@ -1,0 +1,366 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/watch"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/test/lab"
+)
+
+// migrateLabIndex is the lab of the migration test: a fresh API server where MetalLB runs
+// first.
+const migrateLabIndex = 9
+
+// metallbNS is where MetalLB runs, as its manifests install it.
+const metallbNS = "metallb-system"
+
+// migrateServices is how many Services MetalLB serves before the move.
+const migrateServices = 20
+
+// TestMigrationFromMetalLB: MetalLB v0.16.1 (bin/metallb-controller, bin/metallb-speaker)
+// serves 20 Services over layer 2 while the client probes each; then the README's steps
+// under "Moving from MetalLB" run as written (the plugin's migrate, the chart's install with
+// vipcast started as the chart says, the apply, MetalLB removed). Every Service keeps its
+// EXTERNAL-IP, none is ever seen without one, vipcast announces each, and the client's
+// longest gap is printed.
+func TestMigrationFromMetalLB(t *testing.T) {
+	root, err := lab.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := lab.UpForTest(t, lab.Config{Index: migrateLabIndex, Nodes: 3, BareAPI: true})
+	h := &chartRun{t: t, l: l, root: root, home: t.TempDir()}
+	mlb := startMetalLB(t, h)
+
+	if err := l.Kube.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Deploy(t.Context(), lab.Workload{Namespace: "shop", Name: "web", Labels: map[string]string{"app": "web"}, Replicas: 3}); err != nil {
+		t.Fatal(err)
+	}
+	single := corev1.IPFamilyPolicySingleStack
+	for i := range migrateServices {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: fmt.Sprintf("web-%d", i)}, Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "web"}, IPFamilyPolicy: &single, IPFamilies: []corev1.IPFamily{corev1.IPv4Protocol},
+			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}}}}
+		if i%2 == 1 { // half of them name MetalLB's pool, as many real ones do
+			svc.Annotations = map[string]string{"metallb.io/address-pool": "fabric"}
+		}
+		if err := l.Kube.Create(t.Context(), svc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addrs := map[string]netip.Addr{}
+	eventually(t, 90*time.Second, "MetalLB gives every Service an address", func(ctx context.Context) error {
+		var list corev1.ServiceList
+		if err := l.Kube.List(ctx, &list, client.InNamespace("shop")); err != nil {
+			return err
+		}
+		for _, s := range list.Items {
+			if in := s.Status.LoadBalancer.Ingress; len(in) == 1 {
+				addrs[s.Name] = netip.MustParseAddr(in[0].IP)
+			}
+		}
+		if len(addrs) != migrateServices {
+			return fmt.Errorf("%d of %d", len(addrs), migrateServices)
+		}
+		return nil
+	})
+	for name, a := range addrs {
+		eventually(t, 60*time.Second, fmt.Sprintf("the client reaches %s (%s) through MetalLB", a, name), func(ctx context.Context) error {
+			_, err := getFrom(ctx, l.ClientNetns, a, 80, time.Second)
+			return err
+		})
+	}
+	watched := watchAddresses(t, l, addrs)
+	probes := map[string]*lab.Prober{}
+	for name, a := range addrs {
+		probes[name] = lab.StartProbe(l.ClientNetns, lab.URL(a, 80), 20*time.Millisecond, 500*time.Millisecond)
+	}
+	start := time.Now()
+
+	// The README's steps, as written.
+	work := t.TempDir()
+	for _, argv := range readmeCommands(t, filepath.Join(root, "README.md"), "## Moving from MetalLB") {
+		t.Logf("%.1fs: %s", time.Since(start).Seconds(), strings.Join(argv, " "))
+		switch {
+		case argv[0] == "kubectl" && len(argv) > 1 && argv[1] == "vipcast":
+			migratePlugin(t, h, work, argv[2:])
+		case argv[0] == "helm" && argv[1] == "install":
+			h.run(argv...)
+			h.startPrograms(h.manifest())
+		case argv[0] == "helm" && argv[1] == "uninstall" && argv[2] == "metallb":
+			// The README's step before: every Service's address allocated by vipcast from the
+			// migrated pool.
+			allAllocated(t, l)
+			t.Logf("%.1fs: every Service's address allocated by vipcast", time.Since(start).Seconds())
+			// MetalLB runs here as programs the test started, not from its chart: removing
+			// it is stopping them and deleting its namespace, as the uninstall would.
+			mlb.remove()
+		default:
+			for i, a := range argv {
+				if a == "vipcast.yaml" {
+					argv[i] = filepath.Join(work, a)
+				}
+			}
+			t.Logf("%s", h.run(argv...))
+		}
+	}
+	allAnnounced(t, l)
+	t.Logf("%.1fs: every Service announced by vipcast", time.Since(start).Seconds())
+	time.Sleep(3 * time.Second) // the probes run on with vipcast alone
+	var longest time.Duration
+	var worst string
+	failed := 0
+	end := time.Now()
+	for name, p := range probes {
+		res := p.Stop()
+		failed += res.Failed()
+		for _, g := range res.Gaps() {
+			t.Logf("%s (%s): %d requests failed from %.2fs to %.2fs", name, addrs[name], g.Failed, g.From.Sub(start).Seconds(), g.To.Sub(start).Seconds())
+			if g.Recovered() && g.Length() > longest {
+				longest, worst = g.Length(), name
+			}
+			if !g.Recovered() && end.Sub(g.From) > time.Second {
+				t.Errorf("%s (%s) unreachable since %.2fs", name, addrs[name], g.From.Sub(start).Seconds())
+			}
+		}
+	}
+	t.Logf("migration from MetalLB: %d Services, %d requests failed in all, longest gap %s (%s)", migrateServices, failed, longest.Round(time.Millisecond), worst)
+	for _, e := range watched.stop() {
+		t.Error(e)
+	}
+	// Each address is now vipcast's, allocated from the migrated pool of the same name.
+	var list corev1.ServiceList
+	if err := l.Kube.List(t.Context(), &list, client.InNamespace("shop")); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range list.Items {
+		if a := metaCondition(s.Status.Conditions, v1alpha1.ConditionIPAllocated); a == nil || !strings.Contains(a.Message, "from IPAddressPool fabric") {
+			t.Errorf("%s: %+v, want its address from the migrated pool fabric", s.Name, a)
+		}
+	}
+}
+
+// allAllocated waits until every Service of shop has its address from vipcast's pool fabric.
+func allAllocated(t *testing.T, l *lab.Lab) {
+	t.Helper()
+	eventually(t, 60*time.Second, "vipcast allocates every Service's address", func(ctx context.Context) error {
+		var list corev1.ServiceList
+		if err := l.Kube.List(ctx, &list, client.InNamespace("shop")); err != nil {
+			return err
+		}
+		for _, s := range list.Items {
+			if a := metaCondition(s.Status.Conditions, v1alpha1.ConditionIPAllocated); a == nil || !strings.Contains(a.Message, "from IPAddressPool fabric") {
+				return fmt.Errorf("%s: %+v", s.Name, a)
+			}
+		}
+		return nil
+	})
+}
+
+// allAnnounced waits until every Service of shop has vipcast's address and is announced.
+func allAnnounced(t *testing.T, l *lab.Lab) {
+	t.Helper()
+	eventually(t, 120*time.Second, "vipcast announces every Service", func(ctx context.Context) error {
+		var list corev1.ServiceList
+		if err := l.Kube.List(ctx, &list, client.InNamespace("shop")); err != nil {
+			return err
+		}
+		for _, s := range list.Items {
+			c := metaCondition(s.Status.Conditions, v1alpha1.ConditionAnnounced)
+			a := metaCondition(s.Status.Conditions, v1alpha1.ConditionIPAllocated)
+			if c == nil || c.Status != metav1.ConditionTrue || a == nil || a.Status != metav1.ConditionTrue {
+				return fmt.Errorf("%s: allocated %+v, announced %+v", s.Name, a, c)
+			}
+		}
+		return nil
+	})
+}
+
+func metaCondition(cs []metav1.Condition, typ string) *metav1.Condition {
+	for i := range cs {
+		if cs[i].Type == typ {
+			return &cs[i]
+		}
+	}
+	return nil
+}
+
+// migratePlugin runs "kubectl vipcast ARGS > FILE" with bin/kubectl-vipcast.
+func migratePlugin(t *testing.T, h *chartRun, work string, args []string) {
+	t.Helper()
+	out := ""
+	if i := slices.Index(args, ">"); i >= 0 && i+1 < len(args) {
+		out, args = filepath.Join(work, args[i+1]), args[:i]
+	}
+	cmd := exec.CommandContext(t.Context(), filepath.Join(h.root, "bin", "kubectl-vipcast"), args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+h.l.Kubeconfig)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	b, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kubectl vipcast %s: %v\n%s%s", strings.Join(args, " "), err, b, stderr.String())
+	}
+	t.Logf("kubectl vipcast %s:\n%s%s", strings.Join(args, " "), b, stderr.String())
+	if out != "" {
+		if err := os.WriteFile(out, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// metalLB is MetalLB running in the lab: its CRDs, its namespace with a Pod object per
+// program (it reads its own Pod), a controller in the control plane's namespace and a speaker
+// on every node, each as the lab's administrator.
+type metalLB struct {
+	t     *testing.T
+	h     *chartRun
+	procs []*lab.Process
+}
+
+func startMetalLB(t *testing.T, h *chartRun) *metalLB {
+	t.Helper()
+	l := h.l
+	out, err := exec.CommandContext(t.Context(), "go", "list", "-m", "-f", "{{.Dir}}", "go.universe.tf/metallb").Output()
+	if err != nil {
+		t.Fatalf("finding MetalLB's module: %v", err)
+	}
+	crds := filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "bases")
+	h.run("kubectl", "create", "namespace", metallbNS)
+	h.run("kubectl", "apply", "--server-side", "-f", crds)
+	m := &metalLB{t: t, h: h}
+	pod := func(name, node string) {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: metallbNS, Name: name}, Spec: corev1.PodSpec{NodeName: node,
+			Containers: []corev1.Container{{Name: "metallb", Image: "quay.io/metallb/placeholder:v0.16.1"}}}}
+		if err := l.Kube.Create(t.Context(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pod("controller", "")
+	// An administrator's kubeconfig that works from the node namespaces.
+	kc, err := l.KubeconfigFor("metallb", []string{"system:masters"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"KUBECONFIG=" + kc}
+	p, err := l.Run("metallb/controller", l.ControlPlaneNetns(), env, filepath.Join(h.root, "bin", "metallb-controller"),
+		"--namespace="+metallbNS, "--pod-name=controller", "--webhook-mode=disabled", "--disable-cert-rotation", "--log-level=info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.procs = append(m.procs, p)
+	for _, n := range l.Nodes {
+		pod("speaker-"+n.Name, n.Name)
+		p, err := l.Run("metallb/speaker-"+n.Name, n.Netns, env, filepath.Join(h.root, "bin", "metallb-speaker"),
+			"--namespace="+metallbNS, "--pod-name=speaker-"+n.Name, "--node-name="+n.Name, "--log-level=info")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.procs = append(m.procs, p)
+	}
+	t.Cleanup(m.stop)
+	// MetalLB's own configuration: a pool on the fabric and an L2Advertisement of it.
+	h.apply(`apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata:
+  name: fabric
+  namespace: metallb-system
+spec:
+  addresses: [192.0.2.200-192.0.2.230]
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata:
+  name: fabric
+  namespace: metallb-system
+spec:
+  ipAddressPools: [fabric]
+`)
+	return m
+}
+
+func (m *metalLB) stop() {
+	for _, p := range m.procs {
+		_ = p.Stop(10 * time.Second)
+	}
+}
+
+// remove stops MetalLB and deletes its namespace.
+func (m *metalLB) remove() {
+	m.stop()
+	m.h.run("kubectl", "delete", "namespace", metallbNS, "--wait=false")
+}
+
+// apply applies YAML with kubectl, as the lab's administrator.
+func (h *chartRun) apply(doc string) {
+	h.t.Helper()
+	cmd := exec.CommandContext(h.t.Context(), filepath.Join(h.root, "bin", "kubectl"), "apply", "-f", "-")
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+h.l.Kubeconfig)
+	cmd.Stdin = strings.NewReader(doc)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		h.t.Fatalf("kubectl apply: %v\n%s", err, out)
+	}
+}
+
+// addressWatch records every moment a Service is seen without the address it started with.
+type addressWatch struct {
+	w      watch.Interface
+	done   chan struct{}
+	mu     sync.Mutex
+	errors []string
+}
+
+func watchAddresses(t *testing.T, l *lab.Lab, want map[string]netip.Addr) *addressWatch {
+	t.Helper()
+	wc, err := client.NewWithWatch(l.Rest, client.Options{Scheme: lab.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list corev1.ServiceList
+	w, err := wc.Watch(t.Context(), &list, client.InNamespace("shop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &addressWatch{w: w, done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		for ev := range w.ResultChan() {
+			s, ok := ev.Object.(*corev1.Service)
+			if !ok {
+				continue
+			}
+			in := s.Status.LoadBalancer.Ingress
+			if ev.Type == watch.Deleted || len(in) != 1 || in[0].IP != want[s.Name].String() {
+				a.mu.Lock()
+				a.errors = append(a.errors, fmt.Sprintf("%s at %s: %s, ingress %v, want %s", s.Name, time.Now().Format("15:04:05.000"), ev.Type, in, want[s.Name]))
+				a.mu.Unlock()
+			}
+		}
+	}()
+	return a
+}
+
+func (a *addressWatch) stop() []string {
+	a.w.Stop()
+	<-a.done
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.errors
+}
