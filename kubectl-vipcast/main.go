@@ -31,7 +31,10 @@ var errUsage = errors.New("usage")
 const usage = `kubectl vipcast: vipcast's kubectl plugin
 
 Commands:
-  migrate metallb   print vipcast's configuration equivalent to MetalLB's (from the cluster or -f files)
+  explain svc NAME [-n NS]   the whole chain for one Service, in words
+  whatif node-down NODE      which addresses move and which Services go dark if NODE goes down
+  whatif drain NODE          the same if NODE is drained
+  migrate metallb            print vipcast's configuration equivalent to MetalLB's (from the cluster or -f files)
 
 Run "kubectl vipcast COMMAND -h" for a command's flags.
 Exit codes: 0 done, 1 failed, 2 usage error, 3 done but needs attention (what and why is printed).
@@ -59,6 +62,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "migrate":
 		code, err = migrateCmd(ctx, args[1:], stdout, stderr)
+	case "explain":
+		code, err = explainCmd(ctx, args[1:], stdout, stderr)
+	case "whatif":
+		code, err = whatifCmd(ctx, args[1:], stdout, stderr)
 	default:
 		err = fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 	}

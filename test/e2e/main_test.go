@@ -54,8 +54,8 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(binDir)
 	// The binaries under test are built from this tree, never taken stale from bin/.
-	for _, prog := range []string{"controller", "speaker"} {
-		if out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "vipcast-"+prog), "../../"+prog).CombinedOutput(); err != nil {
+	for prog, src := range map[string]string{"vipcast-controller": "controller", "vipcast-speaker": "speaker", "kubectl-vipcast": "kubectl-vipcast"} {
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, prog), "../../"+src).CombinedOutput(); err != nil {
 			fmt.Printf("building the %s: %v\n%s", prog, err, out)
 			return 1
 		}

@@ -210,7 +210,7 @@ func migratePlugin(t *testing.T, h *chartRun, work string, args []string) {
 	if i := slices.Index(args, ">"); i >= 0 && i+1 < len(args) {
 		out, args = filepath.Join(work, args[i+1]), args[:i]
 	}
-	cmd := exec.CommandContext(t.Context(), filepath.Join(h.root, "bin", "kubectl-vipcast"), args...)
+	cmd := exec.CommandContext(t.Context(), filepath.Join(binDir, "kubectl-vipcast"), args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+h.l.Kubeconfig)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
