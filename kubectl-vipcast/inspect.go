@@ -163,3 +163,26 @@ func reorder(args []string) []string {
 	}
 	return append(flags, rest...)
 }
+
+func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f inspectFlags
+	f.bind(fs, false)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "kubectl vipcast status [flags]\n\nPools (use, conditions), speakers (Ready, members, sessions, conflicts), and the Services\nnot allocated or not announced, on one screen. Exit code 3 when something is wrong.\n\n")
+		fs.PrintDefaults()
+	}
+	_, cl, err := f.read(ctx, fs, args, 0)
+	if err != nil {
+		return 0, err
+	}
+	st := inspect.Summarize(cl)
+	if err := f.print(stdout, st, func(w io.Writer) { inspect.WriteStatus(w, st) }); err != nil {
+		return 0, err
+	}
+	if st.Healthy() {
+		return exitOK, nil
+	}
+	return exitAttention, nil
+}

@@ -31,6 +31,7 @@ var errUsage = errors.New("usage")
 const usage = `kubectl vipcast: vipcast's kubectl plugin
 
 Commands:
+  status                     pools, speakers, and the Services not allocated or not announced
   explain svc NAME [-n NS]   the whole chain for one Service, in words
   whatif node-down NODE      which addresses move and which Services go dark if NODE goes down
   whatif drain NODE          the same if NODE is drained
@@ -62,6 +63,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "migrate":
 		code, err = migrateCmd(ctx, args[1:], stdout, stderr)
+	case "status":
+		code, err = statusCmd(ctx, args[1:], stdout, stderr)
 	case "explain":
 		code, err = explainCmd(ctx, args[1:], stdout, stderr)
 	case "whatif":

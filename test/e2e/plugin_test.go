@@ -106,6 +106,20 @@ func TestPluginExplain(t *testing.T) {
 	if out, code := plugin(t, "explain", "svc", "no-such-service", "-n", ns); code != 1 || !strings.Contains(out, "not found") {
 		t.Errorf("a missing Service: exit %d, %q", code, out)
 	}
+	// status lists the two Services that need attention, and every speaker.
+	eventually(t, 30*time.Second, "status naming second and lonely", func(context.Context) error {
+		out, code := plugin(t, "status")
+		for _, want := range []string{ns + "/second: not allocated: PoolExhausted", ns + "/lonely: not announced: NoLocalEndpoints", "node-1", "node-2", "node-3", "tiny"} {
+			if !strings.Contains(out, want) {
+				return fmt.Errorf("exit %d, no %q in:\n%s", code, want, out)
+			}
+		}
+		if code != 3 {
+			return fmt.Errorf("exit %d, want 3:\n%s", code, out)
+		}
+		t.Logf("kubectl vipcast status:\n%s", out)
+		return nil
+	})
 }
 
 // TestPluginWhatIfNodeDown: what kubectl vipcast whatif node-down says of a node is what

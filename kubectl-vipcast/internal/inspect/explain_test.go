@@ -216,3 +216,36 @@ func TestExplainNotHandled(t *testing.T) {
 		t.Error("a missing Service explained")
 	}
 }
+
+func TestStatus(t *testing.T) {
+	c := base()
+	c.Pools[0].Status = v1alpha1.IPAddressPoolStatus{AssignedIPv4: 1, AvailableIPv4: 15, Conditions: []metav1.Condition{{Type: "Ready", Status: "True", Reason: "Valid"}}}
+	c.Speakers[1].Status.Conditions[0] = metav1.Condition{Type: "Ready", Status: "False", Reason: "Joining"}
+	c.Speakers[0].Status.Conflicts = []v1alpha1.AddressConflict{{IP: "192.0.2.240", MAC: "02:00:00:00:00:ee"}}
+	announced := metav1.Condition{Type: v1alpha1.ConditionAnnounced, Status: "True", Reason: "Announced"}
+	c.Services = []corev1.Service{
+		lb("ok", "192.0.2.240", allocated("Allocated", "x"), announced),
+		lb("full", "", allocated("PoolExhausted", "every pool is full")),
+		lb("dark", "192.0.2.241", allocated("Allocated", "x"), metav1.Condition{Type: v1alpha1.ConditionAnnounced, Status: "False", Reason: "NoLocalEndpoints", Message: "m"}),
+		lb("new", ""),
+	}
+	st := Summarize(c)
+	var b bytes.Buffer
+	WriteStatus(&b, st)
+	for _, want := range []string{"web", "15", "False (Joining)", "192.0.2.240 also claimed by 02:00:00:00:00:ee",
+		"4 LoadBalancer Services, 1 allocated and announced", "shop/full: not allocated: PoolExhausted: every pool is full",
+		"shop/dark: not announced: NoLocalEndpoints: m", "shop/new: not handled by the controller yet"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("missing %q in:\n%s", want, b.String())
+		}
+	}
+	if st.Healthy() {
+		t.Error("healthy with a Service pending")
+	}
+	c.Services = c.Services[:1]
+	c.Speakers[1] = speaker("node-2")
+	c.Speakers[0].Status.Conflicts = nil
+	if st := Summarize(c); !st.Healthy() {
+		t.Errorf("not healthy: %+v", st)
+	}
+}
