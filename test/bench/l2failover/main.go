@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -34,61 +35,100 @@ func main() {
 	trials := flag.Int("trials", 20, "trials per kind of failure")
 	busy := flag.Duration("busy", 2*time.Minute, "length of the run with both cores busy (0 skips it)")
 	index := flag.Int("index", 5, "lab index")
+	lbs := flag.String("lb", "vipcast,metallb", "what to measure, one after the other in a fresh lab each: vipcast, metallb (v0.16.1 from bin/, memberlist on)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *index, *nodes, *trials, *busy); err != nil {
-		fmt.Fprintln(os.Stderr, "l2failover:", err)
-		os.Exit(1)
+	p50s := map[string]map[string]time.Duration{}
+	for _, lb := range strings.Split(*lbs, ",") {
+		if lb != "vipcast" && lb != "metallb" {
+			fmt.Fprintf(os.Stderr, "l2failover: -lb %q: vipcast or metallb\n", lb)
+			os.Exit(2)
+		}
+		got, err := run(ctx, lb, *index, *nodes, *trials, *busy)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "l2failover (%s): %v\n", lb, err)
+			os.Exit(1)
+		}
+		p50s[lb] = got
+	}
+	if v, m := p50s["vipcast"], p50s["metallb"]; v != nil && m != nil {
+		fmt.Println("Side by side, same lab, same run (p50 of the client-visible gap):")
+		for _, kind := range kinds {
+			ratio := "-"
+			if v[kind] > 0 {
+				ratio = fmt.Sprintf("%.1f×", float64(m[kind])/float64(v[kind]))
+			}
+			fmt.Printf("  %-13s  vipcast %6s  MetalLB %6s  MetalLB/vipcast %s\n", kind, benchlab.Ms(v[kind]), benchlab.Ms(m[kind]), ratio)
+		}
 	}
 }
+
+// kinds are the failures measured.
+var kinds = []string{"power cut", "graceful stop"}
 
 type bench struct {
 	ctx context.Context
 	lab *lab.Lab
 	web *benchlab.Web
+	// metallb: MetalLB announces, not vipcast; owners are read from the wire.
+	metallb bool
 }
 
-func run(ctx context.Context, index, nodes, trials int, busy time.Duration) error {
+func run(ctx context.Context, lb string, index, nodes, trials int, busy time.Duration) (map[string]time.Duration, error) {
 	root, err := lab.RepoRoot()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	l, err := lab.Up(ctx, lab.Config{Index: index, Nodes: nodes})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer l.Down(context.Background())
-	b := &bench{ctx: ctx, lab: l}
+	b := &bench{ctx: ctx, lab: l, metallb: lb == "metallb"}
 	if err := b.setup(root); err != nil {
 		fmt.Println(l.Logs(20))
-		return err
+		return nil, err
 	}
-	fmt.Printf("L2 fail-over, %d nodes, %d trials each, probe every 10 ms from the client behind the router\n", nodes, trials)
-	for _, kind := range []string{"power cut", "graceful stop"} {
+	name := map[bool]string{false: "vipcast", true: "MetalLB v0.16.1 (memberlist on, its defaults)"}[b.metallb]
+	fmt.Printf("L2 fail-over, %s, %d nodes, %d trials each, probe every 10 ms from the client behind the router\n", name, nodes, trials)
+	p50 := map[string]time.Duration{}
+	for _, kind := range kinds {
 		var gaps []time.Duration
 		failed := 0
 		for i := range trials {
 			gap, lost, err := b.trial(kind)
 			if err != nil {
-				return fmt.Errorf("%s trial %d: %w", kind, i+1, err)
+				fmt.Println(l.Logs(20))
+				return nil, fmt.Errorf("%s trial %d: %w", kind, i+1, err)
 			}
 			gaps = append(gaps, gap)
 			failed += lost
 		}
 		slices.Sort(gaps)
+		p50[kind] = benchlab.Pct(gaps, 50)
 		fmt.Printf("  %-13s  p50 %6s  p95 %6s  max %6s  (requests failed: %d in %d trials)\n", kind,
-			benchlab.Ms(benchlab.Pct(gaps, 50)), benchlab.Ms(benchlab.Pct(gaps, 95)), benchlab.Ms(gaps[len(gaps)-1]), failed, trials)
+			benchlab.Ms(p50[kind]), benchlab.Ms(benchlab.Pct(gaps, 95)), benchlab.Ms(gaps[len(gaps)-1]), failed, trials)
 	}
 	if busy > 0 {
-		return b.busyRun(busy)
+		return p50, b.busyRun(busy)
 	}
-	return nil
+	return p50, nil
 }
 
 func (b *bench) setup(root string) error {
 	ctx, l := b.ctx, b.lab
 	var err error
+	if b.metallb {
+		b.web, _, err = benchlab.StartWebMetalLB(ctx, l, benchlab.MetalLBL2)
+		if err != nil {
+			return err
+		}
+		return benchlab.Poll(ctx, 60*time.Second, func(ctx context.Context) error {
+			_, err := lab.Get(ctx, l.ClientNetns, lab.URL(b.web.VIP, 80), time.Second)
+			return err
+		})
+	}
 	b.web, err = benchlab.StartWeb(ctx, l, root,
 		&v1alpha1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "l2"}, Spec: v1alpha1.IPAddressPoolSpec{Addresses: []v1alpha1.AddressRange{"192.0.2.240/28"}}},
 		&v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "l2"}})
@@ -103,6 +143,9 @@ func (b *bench) setup(root string) error {
 
 // owner waits for exactly one live announcer among the running nodes.
 func (b *bench) owner(exclude string) (*lab.Node, error) {
+	if b.metallb {
+		return b.wireOwner(exclude)
+	}
 	var got string
 	err := benchlab.Poll(b.ctx, 30*time.Second, func(ctx context.Context) error {
 		all, err := b.lab.Announcers(ctx, b.web.VIP)
@@ -137,7 +180,7 @@ func (b *bench) trial(kind string) (time.Duration, int, error) {
 		// A speaker stopping on a healthy node keeps its addresses for its restart; on a
 		// node being drained it hands them over, which is what this measures.
 		if err = b.cordon(old.Name, true); err == nil {
-			err = old.Process("speaker").Signal(syscall.SIGTERM)
+			err = old.Process(b.speakerName()).Signal(syscall.SIGTERM)
 		}
 	}
 	if err != nil {
@@ -155,8 +198,8 @@ func (b *bench) trial(kind string) (time.Duration, int, error) {
 	if kind == "power cut" {
 		err = old.PowerOn(b.ctx)
 	} else {
-		<-old.Process("speaker").Exited()
-		err = old.Process("speaker").Start()
+		<-old.Process(b.speakerName()).Exited()
+		err = old.Process(b.speakerName()).Start()
 	}
 	if kind != "power cut" {
 		err = errors.Join(err, b.cordon(old.Name, false))
@@ -164,10 +207,64 @@ func (b *bench) trial(kind string) (time.Duration, int, error) {
 	if err := errors.Join(ownerErr, reachErr, err, b.web.SetReady(b.ctx, old.Name, true)); err != nil {
 		return 0, 0, err
 	}
-	if err := b.waitMembers(len(b.lab.Nodes)); err != nil {
+	if err := b.settle(); err != nil {
 		return 0, 0, err
 	}
 	return res.Longest(), res.Failed(), nil
+}
+
+// speakerName is the name of the announcing program on a node.
+func (b *bench) speakerName() string {
+	if b.metallb {
+		return "metallb-speaker"
+	}
+	return "speaker"
+}
+
+// wireOwner waits until a node other than exclude answers the router's ARP request for
+// the address (MetalLB reports no owner; the wire does).
+func (b *bench) wireOwner(exclude string) (*lab.Node, error) {
+	var got *lab.Node
+	err := benchlab.PollEvery(b.ctx, 50*time.Millisecond, 30*time.Second, func(ctx context.Context) error {
+		out, _ := lab.Exec(ctx, b.lab.Router.Netns, "arping", "-c", "1", "-w", "1", "-I", "eth0", b.web.VIP.String())
+		for _, mac := range lab.ArpingMACs(out) {
+			for _, n := range b.lab.Nodes {
+				if n.MAC == mac && n.Name != exclude {
+					got = n
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("no answer but from %s", exclude)
+	})
+	return got, err
+}
+
+// settle waits until the speakers agree again after a node came back: every SpeakerStatus
+// lists every member; with MetalLB, which reports nothing, until the same node has answered
+// for the address for 3 s (its memberlist takes a few seconds to take the node back, and
+// the address may then move back to it).
+func (b *bench) settle() error {
+	if !b.metallb {
+		return b.waitMembers(len(b.lab.Nodes))
+	}
+	time.Sleep(5 * time.Second)
+	last, same := "", 0
+	return benchlab.PollEvery(b.ctx, 500*time.Millisecond, 60*time.Second, func(context.Context) error {
+		n, err := b.wireOwner("")
+		if err != nil {
+			return err
+		}
+		if n.Name == last {
+			same++
+		} else {
+			last, same = n.Name, 0
+		}
+		if same < 6 {
+			return fmt.Errorf("%s for %d checks", last, same)
+		}
+		return nil
+	})
 }
 
 // cordon marks a node unschedulable or not, as kubectl cordon and uncordon do.
@@ -222,8 +319,15 @@ func (b *bench) busyRun(d time.Duration) error {
 	moves := 0
 	last := first.Name
 	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		all, err := b.lab.Announcers(b.ctx, b.web.VIP)
-		if err == nil && len(all) == 1 && all[0] != last {
+		var all []string
+		if b.metallb {
+			if n, err := b.wireOwner(""); err == nil {
+				all = []string{n.Name}
+			}
+		} else {
+			all, _ = b.lab.Announcers(b.ctx, b.web.VIP)
+		}
+		if len(all) == 1 && all[0] != last {
 			moves++
 			last = all[0]
 		}

@@ -33,6 +33,47 @@ func StartWeb(ctx context.Context, l *lab.Lab, root string, objs ...client.Objec
 	if err := l.StartSpeakers(filepath.Join(root, "bin", "vipcast-speaker")); err != nil {
 		return nil, err
 	}
+	return web(ctx, l, objs...)
+}
+
+// MetalLBL2 is MetalLB's configuration for the benchmarks' layer-2 runs: the same pool as
+// vipcast's, announced over L2.
+const MetalLBL2 = `apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata:
+  name: l2
+  namespace: metallb-system
+spec:
+  addresses: [192.0.2.240/28]
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata:
+  name: l2
+  namespace: metallb-system
+`
+
+// StartWebMetalLB is StartWeb with MetalLB (bin/metallb-*) instead of vipcast, configured
+// by config (MetalLB objects in YAML).
+func StartWebMetalLB(ctx context.Context, l *lab.Lab, config string) (*Web, *lab.MetalLB, error) {
+	crds, err := lab.MetalLBCRDs(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := l.StartMetalLB(ctx, crds)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := m.ApplyYAML(ctx, config); err != nil {
+		return nil, m, err
+	}
+	w, err := web(ctx, l)
+	return w, m, err
+}
+
+// web creates objs, the Service default/web and a pod per node, and waits for the
+// Service's address.
+func web(ctx context.Context, l *lab.Lab, objs ...client.Object) (*Web, error) {
 	objs = append(objs, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"}, Spec: corev1.ServiceSpec{
 		Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "web"},
 		Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}}}})
