@@ -219,17 +219,7 @@ func TestARestartedSpeakerCountsItsAddressesOnItsNode(t *testing.T) {
 			s.Annotations = map[string]string{v1alpha1.AnnotationAddressPool: "many"}
 			s.Spec.IPFamilyPolicy, s.Spec.IPFamilies = &single, []corev1.IPFamily{corev1.IPv4Protocol}
 		})
-		var v4 netip.Addr
-		eventually(t, 30*time.Second, "EXTERNAL-IP of "+svc.Name, func(ctx context.Context) error {
-			if err := cluster.Kube.Get(ctx, client.ObjectKeyFromObject(svc), svc); err != nil {
-				return err
-			}
-			if in := svc.Status.LoadBalancer.Ingress; len(in) == 1 {
-				return addrOf(in[0].IP, &v4)
-			}
-			return fmt.Errorf("ingress %v", svc.Status.LoadBalancer.Ingress)
-		})
-		addrs = append(addrs, v4)
+		addrs = append(addrs, singleAddress(t, svc))
 	}
 	owned := map[string]int{}
 	for _, a := range addrs {

@@ -59,7 +59,15 @@ func explainUntil(t *testing.T, ns, name string, want ...string) (string, int) {
 func TestPluginExplain(t *testing.T) {
 	ns := namespace(t)
 	deploy(t, ns, "web", "node-1", "node-2", "node-3")
-	svc, v4, _ := l2Service(t, ns, "web", nil)
+	// Pools of its own: the shared ones are for the tests that follow.
+	poolAndAdvert(t, "explain", "192.0.2.176/29", v1alpha1.L2AdvertisementSpec{})
+	single := corev1.IPFamilyPolicySingleStack
+	inExplain := func(s *corev1.Service) {
+		s.Annotations = map[string]string{v1alpha1.AnnotationAddressPool: "explain"}
+		s.Spec.IPFamilyPolicy, s.Spec.IPFamilies = &single, []corev1.IPFamily{corev1.IPv4Protocol}
+	}
+	svc := service(t, ns, "web", "web", corev1.ServiceTypeLoadBalancer, inExplain)
+	v4 := singleAddress(t, svc)
 	who := owner(t, v4)
 	if _, code := explainUntil(t, ns, svc.Name, "holds "+v4.String(), "announced over L2 (ARP/NDP) by "+who.Name, "reported by "+who.Name, "Announced: True"); code != 0 {
 		t.Errorf("exit code %d for a Service allocated and announced, want 0", code)
@@ -74,7 +82,6 @@ func TestPluginExplain(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = cluster.Kube.Delete(context.Background(), o) })
 	}
-	single := corev1.IPFamilyPolicySingleStack
 	tiny := func(s *corev1.Service) {
 		s.Annotations = map[string]string{v1alpha1.AnnotationAddressPool: "tiny"}
 		s.Spec.IPFamilyPolicy, s.Spec.IPFamilies = &single, []corev1.IPFamily{corev1.IPv4Protocol}
@@ -96,9 +103,8 @@ func TestPluginExplain(t *testing.T) {
 	}
 
 	service(t, ns, "lonely", "nobody", corev1.ServiceTypeLoadBalancer, func(s *corev1.Service) {
-		s.Annotations = map[string]string{v1alpha1.AnnotationAddressPool: l2Pool}
+		inExplain(s)
 		s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
-		s.Spec.IPFamilyPolicy, s.Spec.IPFamilies = &single, []corev1.IPFamily{corev1.IPv4Protocol}
 	})
 	if _, code := explainUntil(t, ns, "lonely", "Allocation: True, Allocated", "(NoLocalEndpoints)", "Announced: False"); code != 3 {
 		t.Errorf("exit code %d for a Service nobody announces, want 3", code)
@@ -127,24 +133,15 @@ func TestPluginExplain(t *testing.T) {
 func TestPluginWhatIfNodeDown(t *testing.T) {
 	ns := namespace(t)
 	deploy(t, ns, "web", "node-1", "node-2", "node-3")
+	poolAndAdvert(t, "whatif", "192.0.2.184/29", v1alpha1.L2AdvertisementSpec{})
 	single := corev1.IPFamilyPolicySingleStack
 	var addrs []netip.Addr
 	for i := range 4 {
 		svc := service(t, ns, fmt.Sprintf("w%d", i), "web", corev1.ServiceTypeLoadBalancer, func(s *corev1.Service) {
-			s.Annotations = map[string]string{v1alpha1.AnnotationAddressPool: l2Pool}
+			s.Annotations = map[string]string{v1alpha1.AnnotationAddressPool: "whatif"}
 			s.Spec.IPFamilyPolicy, s.Spec.IPFamilies = &single, []corev1.IPFamily{corev1.IPv4Protocol}
 		})
-		var a netip.Addr
-		eventually(t, 30*time.Second, "EXTERNAL-IP of "+svc.Name, func(ctx context.Context) error {
-			if err := cluster.Kube.Get(ctx, client.ObjectKeyFromObject(svc), svc); err != nil {
-				return err
-			}
-			if in := svc.Status.LoadBalancer.Ingress; len(in) == 1 {
-				return addrOf(in[0].IP, &a)
-			}
-			return fmt.Errorf("ingress %v", svc.Status.LoadBalancer.Ingress)
-		})
-		addrs = append(addrs, a)
+		addrs = append(addrs, singleAddress(t, svc))
 	}
 	allReady(t)
 	victim := owner(t, addrs[0])
@@ -187,4 +184,20 @@ func TestPluginWhatIfNodeDown(t *testing.T) {
 			t.Errorf("%s: whatif said %s, the power cut gave %s", a, predicted[a.String()], got)
 		}
 	}
+}
+
+// singleAddress waits for the Service's one address.
+func singleAddress(t *testing.T, svc *corev1.Service) netip.Addr {
+	t.Helper()
+	var a netip.Addr
+	eventually(t, 30*time.Second, "EXTERNAL-IP of "+svc.Name, func(ctx context.Context) error {
+		if err := cluster.Kube.Get(ctx, client.ObjectKeyFromObject(svc), svc); err != nil {
+			return err
+		}
+		if in := svc.Status.LoadBalancer.Ingress; len(in) == 1 {
+			return addrOf(in[0].IP, &a)
+		}
+		return fmt.Errorf("ingress %v", svc.Status.LoadBalancer.Ingress)
+	})
+	return a
 }
