@@ -27,18 +27,17 @@ import (
 // first.
 const migrateLabIndex = 9
 
-// metallbNS is where MetalLB runs, as its manifests install it.
-const metallbNS = "metallb-system"
-
 // migrateServices is how many Services MetalLB serves before the move.
 const migrateServices = 20
 
-// TestMigrationFromMetalLB: MetalLB v0.16.1 (bin/metallb-controller, bin/metallb-speaker)
-// serves 20 Services over layer 2 while the client probes each; then the README's steps
-// under "Moving from MetalLB" run as written (the plugin's migrate, the chart's install with
-// vipcast started as the chart says, the apply, MetalLB removed). Every Service keeps its
-// EXTERNAL-IP, none is ever seen without one, vipcast announces each, and the client's
-// longest gap is printed.
+// TestMigrationFromMetalLB: MetalLB v0.16.1 (bin/metallb-controller, bin/metallb-speaker,
+// memberlist on) serves 20 Services over layer 2 while the client probes each every 100 ms
+// (a new connection each); then the README's steps under "Moving from MetalLB" run as
+// written (the plugin's migrate, the chart's install with vipcast started as the chart says,
+// MetalLB removed once vipcast's speakers are Ready, the apply). Every Service keeps its
+// EXTERNAL-IP, none is ever seen without one, vipcast allocates each from the migrated pool
+// and announces it, and the failed requests, the client's longest gap and who claimed two
+// of the addresses on the wire, in turn, are printed.
 func TestMigrationFromMetalLB(t *testing.T) {
 	root, err := lab.RepoRoot()
 	if err != nil {
@@ -91,9 +90,22 @@ func TestMigrationFromMetalLB(t *testing.T) {
 	watched := watchAddresses(t, l, addrs)
 	probes := map[string]*lab.Prober{}
 	for name, a := range addrs {
-		probes[name] = lab.StartProbe(l.ClientNetns, lab.URL(a, 80), 20*time.Millisecond, 500*time.Millisecond)
+		probes[name] = lab.StartProbe(l.ClientNetns, lab.URL(a, 80), 100*time.Millisecond, time.Second)
 	}
+	// The probes settle first: 20 of them starting together on two cores time out now and then.
+	time.Sleep(3 * time.Second)
 	start := time.Now()
+	// Who claims two of the addresses on the router's wire, in turn (the router asks every
+	// 50 ms), for the log.
+	var claims []*lab.ClaimWatch
+	for _, name := range []string{"web-0", "web-1"} {
+		w, err := lab.StartClaimWatch(l.Router.Netns, "eth0", addrs[name], 50*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { w.Stop() })
+		claims = append(claims, w)
+	}
 
 	// The README's steps, as written.
 	work := t.TempDir()
@@ -106,10 +118,9 @@ func TestMigrationFromMetalLB(t *testing.T) {
 			h.run(argv...)
 			h.startPrograms(h.manifest())
 		case argv[0] == "helm" && argv[1] == "uninstall" && argv[2] == "metallb":
-			// The README's step before: every Service's address allocated by vipcast from the
-			// migrated pool.
-			allAllocated(t, l)
-			t.Logf("%.1fs: every Service's address allocated by vipcast", time.Since(start).Seconds())
+			// The README's step before: every node's speaker Ready.
+			speakersReadyIn(t, l)
+			t.Logf("%.1fs: every vipcast speaker Ready", time.Since(start).Seconds())
 			// MetalLB runs here as programs the test started, not from its chart: removing
 			// it is stopping them and deleting its namespace, as the uninstall would.
 			mlb.remove()
@@ -131,8 +142,15 @@ func TestMigrationFromMetalLB(t *testing.T) {
 	end := time.Now()
 	for name, p := range probes {
 		res := p.Stop()
-		failed += res.Failed()
+		for _, x := range res.Samples {
+			if !x.OK() && !x.Sent.Before(start) {
+				failed++
+			}
+		}
 		for _, g := range res.Gaps() {
+			if g.Recovered() && g.To.Before(start) {
+				continue // before the migration began
+			}
 			t.Logf("%s (%s): %d requests failed from %.2fs to %.2fs", name, addrs[name], g.Failed, g.From.Sub(start).Seconds(), g.To.Sub(start).Seconds())
 			if g.Recovered() && g.Length() > longest {
 				longest, worst = g.Length(), name
@@ -142,7 +160,21 @@ func TestMigrationFromMetalLB(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("migration from MetalLB: %d Services, %d requests failed in all, longest gap %s (%s)", migrateServices, failed, longest.Round(time.Millisecond), worst)
+	for _, w := range claims {
+		r := w.Stop()
+		var spans []string
+		for _, sp := range r.Spans() {
+			who := sp.MAC
+			for _, n := range l.Nodes {
+				if n.MAC == sp.MAC {
+					who = n.Name
+				}
+			}
+			spans = append(spans, fmt.Sprintf("%s×%d [%.2fs–%.2fs]", who, sp.Claims, sp.First.Sub(start).Seconds(), sp.Last.Sub(start).Seconds()))
+		}
+		t.Logf("%s claimed in turn by: %s", r.Addr, strings.Join(spans, " → "))
+	}
+	t.Logf("migration from MetalLB: %d Services, %d requests failed in all from the first step, longest gap %s (%s)", migrateServices, failed, longest.Round(time.Millisecond), worst)
 	for _, e := range watched.stop() {
 		t.Error(e)
 	}
@@ -158,18 +190,22 @@ func TestMigrationFromMetalLB(t *testing.T) {
 	}
 }
 
-// allAllocated waits until every Service of shop has its address from vipcast's pool fabric.
-func allAllocated(t *testing.T, l *lab.Lab) {
+// speakersReadyIn waits until every node of l has a Ready SpeakerStatus.
+func speakersReadyIn(t *testing.T, l *lab.Lab) {
 	t.Helper()
-	eventually(t, 60*time.Second, "vipcast allocates every Service's address", func(ctx context.Context) error {
-		var list corev1.ServiceList
-		if err := l.Kube.List(ctx, &list, client.InNamespace("shop")); err != nil {
+	eventually(t, 60*time.Second, "every vipcast speaker Ready", func(ctx context.Context) error {
+		var list v1alpha1.SpeakerStatusList
+		if err := l.Kube.List(ctx, &list); err != nil {
 			return err
 		}
+		ready := 0
 		for _, s := range list.Items {
-			if a := metaCondition(s.Status.Conditions, v1alpha1.ConditionIPAllocated); a == nil || !strings.Contains(a.Message, "from IPAddressPool fabric") {
-				return fmt.Errorf("%s: %+v", s.Name, a)
+			if c := metaCondition(s.Status.Conditions, "Ready"); c != nil && c.Status == metav1.ConditionTrue {
+				ready++
 			}
+		}
+		if ready != len(l.Nodes) {
+			return fmt.Errorf("%d of %d Ready", ready, len(l.Nodes))
 		}
 		return nil
 	})
@@ -226,58 +262,25 @@ func migratePlugin(t *testing.T, h *chartRun, work string, args []string) {
 	}
 }
 
-// metalLB is MetalLB running in the lab: its CRDs, its namespace with a Pod object per
-// program (it reads its own Pod), a controller in the control plane's namespace and a speaker
-// on every node, each as the lab's administrator.
+// metalLB is MetalLB running in the lab, removed by the README's uninstall step.
 type metalLB struct {
-	t     *testing.T
-	h     *chartRun
-	procs []*lab.Process
+	h *chartRun
+	m *lab.MetalLB
 }
 
 func startMetalLB(t *testing.T, h *chartRun) *metalLB {
 	t.Helper()
-	l := h.l
-	out, err := exec.CommandContext(t.Context(), "go", "list", "-m", "-f", "{{.Dir}}", "go.universe.tf/metallb").Output()
-	if err != nil {
-		t.Fatalf("finding MetalLB's module: %v", err)
-	}
-	crds := filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "bases")
-	h.run("kubectl", "create", "namespace", metallbNS)
-	h.run("kubectl", "apply", "--server-side", "-f", crds)
-	m := &metalLB{t: t, h: h}
-	pod := func(name, node string) {
-		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: metallbNS, Name: name}, Spec: corev1.PodSpec{NodeName: node,
-			Containers: []corev1.Container{{Name: "metallb", Image: "quay.io/metallb/placeholder:v0.16.1"}}}}
-		if err := l.Kube.Create(t.Context(), p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pod("controller", "")
-	// An administrator's kubeconfig that works from the node namespaces.
-	kc, err := l.KubeconfigFor("metallb", []string{"system:masters"}, true)
+	crds, err := lab.MetalLBCRDs(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"KUBECONFIG=" + kc}
-	p, err := l.Run("metallb/controller", l.ControlPlaneNetns(), env, filepath.Join(h.root, "bin", "metallb-controller"),
-		"--namespace="+metallbNS, "--pod-name=controller", "--webhook-mode=disabled", "--disable-cert-rotation", "--log-level=info")
+	m, err := h.l.StartMetalLB(t.Context(), crds)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.procs = append(m.procs, p)
-	for _, n := range l.Nodes {
-		pod("speaker-"+n.Name, n.Name)
-		p, err := l.Run("metallb/speaker-"+n.Name, n.Netns, env, filepath.Join(h.root, "bin", "metallb-speaker"),
-			"--namespace="+metallbNS, "--pod-name=speaker-"+n.Name, "--node-name="+n.Name, "--log-level=info")
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.procs = append(m.procs, p)
-	}
-	t.Cleanup(m.stop)
+	t.Cleanup(func() { _ = m.Stop() })
 	// MetalLB's own configuration: a pool on the fabric and an L2Advertisement of it.
-	h.apply(`apiVersion: metallb.io/v1beta1
+	if err := m.ApplyYAML(t.Context(), `apiVersion: metallb.io/v1beta1
 kind: IPAddressPool
 metadata:
   name: fabric
@@ -292,31 +295,18 @@ metadata:
   namespace: metallb-system
 spec:
   ipAddressPools: [fabric]
-`)
-	return m
-}
-
-func (m *metalLB) stop() {
-	for _, p := range m.procs {
-		_ = p.Stop(10 * time.Second)
+`); err != nil {
+		t.Fatal(err)
 	}
+	return &metalLB{h: h, m: m}
 }
 
 // remove stops MetalLB and deletes its namespace.
 func (m *metalLB) remove() {
-	m.stop()
-	m.h.run("kubectl", "delete", "namespace", metallbNS, "--wait=false")
-}
-
-// apply applies YAML with kubectl, as the lab's administrator.
-func (h *chartRun) apply(doc string) {
-	h.t.Helper()
-	cmd := exec.CommandContext(h.t.Context(), filepath.Join(h.root, "bin", "kubectl"), "apply", "-f", "-")
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+h.l.Kubeconfig)
-	cmd.Stdin = strings.NewReader(doc)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		h.t.Fatalf("kubectl apply: %v\n%s", err, out)
+	if err := m.m.Stop(); err != nil {
+		m.h.t.Logf("stopping MetalLB: %v", err)
 	}
+	m.h.run("kubectl", "delete", "namespace", lab.MetalLBNamespace, "--wait=false")
 }
 
 // addressWatch records every moment a Service is seen without the address it started with.

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -101,12 +102,15 @@ func (m *MetalLB) ApplyYAML(ctx context.Context, doc string) error {
 	return nil
 }
 
-// Stop stops MetalLB's programs (SIGTERM, then SIGKILL after 10 s).
+// Stop stops MetalLB's programs all at once, as deleting its Deployment and DaemonSet does
+// (SIGTERM, then SIGKILL after 10 s).
 func (m *MetalLB) Stop() error {
-	var errs []error
-	for _, p := range m.procs {
-		errs = append(errs, p.Stop(10*time.Second))
+	errs := make([]error, len(m.procs))
+	var wg sync.WaitGroup
+	for i, p := range m.procs {
+		wg.Go(func() { errs[i] = p.Stop(10 * time.Second) })
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
