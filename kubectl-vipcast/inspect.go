@@ -26,6 +26,19 @@ type inspectFlags struct {
 	lbClass   string
 }
 
+// newInspectFlags is the flag set of an inspecting command with its usage text.
+func newInspectFlags(name, usage string, namespaced bool, stderr io.Writer) (*flag.FlagSet, *inspectFlags) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f := &inspectFlags{}
+	f.bind(fs, namespaced)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	return fs, f
+}
+
 func (f *inspectFlags) bind(fs *flag.FlagSet, namespaced bool) {
 	f.kube.bind(fs)
 	if namespaced {
@@ -38,7 +51,7 @@ func (f *inspectFlags) bind(fs *flag.FlagSet, namespaced bool) {
 // read parses args into fs and reads the cluster.
 func (f *inspectFlags) read(ctx context.Context, fs *flag.FlagSet, args []string, want int) ([]string, *inspect.Cluster, error) {
 	if err := fs.Parse(args); err != nil {
-		return nil, nil, err
+		return nil, nil, parseError(err)
 	}
 	if fs.NArg() != want {
 		return nil, nil, fmt.Errorf("%w: %s takes %d argument(s), got %v", errUsage, fs.Name(), want, fs.Args())
@@ -81,14 +94,7 @@ func explainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	if len(args) == 0 || (args[0] != "svc" && args[0] != "service" && args[0] != "services") {
 		return 0, fmt.Errorf("%w: explain svc NAME [-n NAMESPACE]", errUsage)
 	}
-	fs := flag.NewFlagSet("explain svc", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var f inspectFlags
-	f.bind(fs, true)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "kubectl vipcast explain svc NAME [-n NAMESPACE] [flags]\n\nThe whole chain for one Service: handled or not, each pool and why it serves or not, the\naddresses, who announces each and how, or the planner's reason why nobody does.\nExit code 3 when the Service is not allocated or not announced.\n\n")
-		fs.PrintDefaults()
-	}
+	fs, f := newInspectFlags("explain svc", "kubectl vipcast explain svc NAME [-n NAMESPACE] [flags]\n\nThe whole chain for one Service: handled or not, each pool and why it serves or not, the\naddresses, who announces each and how, or the planner's reason why nobody does.\nExit code 3 when the Service is not allocated or not announced.\n\n", true, stderr)
 	rest, cl, err := f.read(ctx, fs, reorder(args[1:]), 1)
 	if err != nil {
 		return 0, err
@@ -111,14 +117,7 @@ func whatifCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 		return 0, fmt.Errorf("%w: whatif node-down NODE, or whatif drain NODE", errUsage)
 	}
 	event := args[0]
-	fs := flag.NewFlagSet("whatif "+event, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var f inspectFlags
-	f.bind(fs, false)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "kubectl vipcast whatif node-down|drain NODE [flags]\n\nWhich addresses move and to whom, and which Services go dark, if the node goes down\n(its speaker and endpoints gone) or is drained (its endpoints gone), computed with the\nspeakers' planner. Exit code 3 when a Service would go dark.\n\n")
-		fs.PrintDefaults()
-	}
+	fs, f := newInspectFlags("whatif "+event, "kubectl vipcast whatif node-down|drain NODE [flags]\n\nWhich addresses move and to whom, and which Services go dark, if the node goes down\n(its speaker and endpoints gone) or is drained (its endpoints gone), computed with the\nspeakers' planner. Exit code 3 when a Service would go dark.\n\n", false, stderr)
 	rest, cl, err := f.read(ctx, fs, reorder(args[1:]), 1)
 	if err != nil {
 		return 0, err
@@ -165,14 +164,7 @@ func reorder(args []string) []string {
 }
 
 func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var f inspectFlags
-	f.bind(fs, false)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "kubectl vipcast status [flags]\n\nPools (use, conditions), speakers (Ready, members, sessions, conflicts), and the Services\nnot allocated or not announced, on one screen. Exit code 3 when something is wrong.\n\n")
-		fs.PrintDefaults()
-	}
+	fs, f := newInspectFlags("status", "kubectl vipcast status [flags]\n\nPools (use, conditions), speakers (Ready, members, sessions, conflicts), and the Services\nnot allocated or not announced, on one screen. Exit code 3 when something is wrong.\n\n", false, stderr)
 	_, cl, err := f.read(ctx, fs, args, 0)
 	if err != nil {
 		return 0, err

@@ -55,7 +55,7 @@ func TestMigrateMetalLBGolden(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{{}, {"nonsense"}, {"migrate"}, {"migrate", "calico"}, {"migrate", "metallb", "-o", "xml"}, {"migrate", "metallb", "extra"}} {
+	for _, args := range [][]string{{}, {"nonsense"}, {"migrate"}, {"migrate", "calico"}, {"migrate", "metallb", "-o", "xml"}, {"migrate", "metallb", "extra"}, {"migrate", "metallb", "--bogus"}, {"status", "--bogus"}, {"explain", "svc"}, {"whatif", "reboot", "node-1"}} {
 		var out, errOut bytes.Buffer
 		if code := run(t.Context(), args, &out, &errOut); code != exitUsage {
 			t.Errorf("%q: exit code %d, want %d", args, code, exitUsage)

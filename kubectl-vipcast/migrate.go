@@ -68,7 +68,7 @@ code is then 3.
 	fs.StringVar(&output, "o", "yaml", "output: yaml (to apply; gaps as comments) or json ({objects, gaps})")
 	k.bind(fs)
 	if err := fs.Parse(args[1:]); err != nil {
-		return 0, err
+		return 0, parseError(err)
 	}
 	if fs.NArg() > 0 {
 		return 0, fmt.Errorf("%w: unexpected arguments %v", errUsage, fs.Args())
