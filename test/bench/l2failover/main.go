@@ -64,6 +64,10 @@ func main() {
 	}
 }
 
+// moveTimeout bounds the wait for the address to move and answer again: MetalLB on a
+// loaded machine has been seen to need more than 30 s.
+const moveTimeout = 90 * time.Second
+
 // kinds are the failures measured.
 var kinds = []string{"power cut", "graceful stop"}
 
@@ -147,7 +151,7 @@ func (b *bench) owner(exclude string) (*lab.Node, error) {
 		return b.wireOwner(exclude)
 	}
 	var got string
-	err := benchlab.Poll(b.ctx, 30*time.Second, func(ctx context.Context) error {
+	err := benchlab.Poll(b.ctx, moveTimeout, func(ctx context.Context) error {
 		all, err := b.lab.Announcers(ctx, b.web.VIP)
 		if err != nil {
 			return err
@@ -188,7 +192,7 @@ func (b *bench) trial(kind string) (time.Duration, int, error) {
 		return 0, 0, err
 	}
 	_, ownerErr := b.owner(old.Name)
-	reachErr := benchlab.Poll(b.ctx, 30*time.Second, func(ctx context.Context) error {
+	reachErr := benchlab.Poll(b.ctx, moveTimeout, func(ctx context.Context) error {
 		_, err := lab.Get(ctx, b.lab.ClientNetns, lab.URL(b.web.VIP, 80), time.Second)
 		return err
 	})
@@ -225,7 +229,7 @@ func (b *bench) speakerName() string {
 // the address (MetalLB reports no owner; the wire does).
 func (b *bench) wireOwner(exclude string) (*lab.Node, error) {
 	var got *lab.Node
-	err := benchlab.PollEvery(b.ctx, 50*time.Millisecond, 30*time.Second, func(ctx context.Context) error {
+	err := benchlab.PollEvery(b.ctx, 50*time.Millisecond, moveTimeout, func(ctx context.Context) error {
 		out, _ := lab.Exec(ctx, b.lab.Router.Netns, "arping", "-c", "1", "-w", "1", "-I", "eth0", b.web.VIP.String())
 		for _, mac := range lab.ArpingMACs(out) {
 			for _, n := range b.lab.Nodes {
