@@ -66,10 +66,12 @@ func (l *Lab) StartMetalLB(ctx context.Context, crds string) (*MetalLB, error) {
 		if err := m.pod(ctx, "speaker-"+n.Name, n.Name, labels, ip); err != nil {
 			return nil, err
 		}
-		p, err := n.Run("metallb-speaker", append(env, "METALLB_ML_SECRET_KEY_PATH="+dir),
-			l.Bin("metallb-speaker"), "--namespace="+MetalLBNamespace, "--pod-name=speaker-"+n.Name, "--node-name="+n.Name,
-			"--ml-bindaddr="+ip, "--ml-labels=app=metallb,component=speaker", "--log-level=info",
-			"--port=17472", "--health-probe-port=17473")
+		// Restarted when it exits by itself, as by its DaemonSet: after a power cut it starts
+		// before the node's link is back and exits when it cannot reach the API server.
+		p, err := n.start(&Process{Name: n.Name + "/metallb-speaker", Netns: n.Netns, Env: append(env, "METALLB_ML_SECRET_KEY_PATH="+dir), Restart: true,
+			Argv: []string{l.Bin("metallb-speaker"), "--namespace=" + MetalLBNamespace, "--pod-name=speaker-" + n.Name, "--node-name=" + n.Name,
+				"--ml-bindaddr=" + ip, "--ml-labels=app=metallb,component=speaker", "--log-level=info",
+				"--port=17472", "--health-probe-port=17473"}})
 		if err != nil {
 			return nil, err
 		}
