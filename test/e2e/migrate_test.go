@@ -14,6 +14,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
@@ -184,7 +185,7 @@ func TestMigrationFromMetalLB(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range list.Items {
-		if a := metaCondition(s.Status.Conditions, v1alpha1.ConditionIPAllocated); a == nil || !strings.Contains(a.Message, "from IPAddressPool fabric") {
+		if a := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionIPAllocated); a == nil || !strings.Contains(a.Message, "from IPAddressPool fabric") {
 			t.Errorf("%s: %+v, want its address from the migrated pool fabric", s.Name, a)
 		}
 	}
@@ -200,7 +201,7 @@ func speakersReadyIn(t *testing.T, l *lab.Lab) {
 		}
 		ready := 0
 		for _, s := range list.Items {
-			if c := metaCondition(s.Status.Conditions, "Ready"); c != nil && c.Status == metav1.ConditionTrue {
+			if c := meta.FindStatusCondition(s.Status.Conditions, "Ready"); c != nil && c.Status == metav1.ConditionTrue {
 				ready++
 			}
 		}
@@ -220,23 +221,14 @@ func allAnnounced(t *testing.T, l *lab.Lab) {
 			return err
 		}
 		for _, s := range list.Items {
-			c := metaCondition(s.Status.Conditions, v1alpha1.ConditionAnnounced)
-			a := metaCondition(s.Status.Conditions, v1alpha1.ConditionIPAllocated)
+			c := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionAnnounced)
+			a := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionIPAllocated)
 			if c == nil || c.Status != metav1.ConditionTrue || a == nil || a.Status != metav1.ConditionTrue {
 				return fmt.Errorf("%s: allocated %+v, announced %+v", s.Name, a, c)
 			}
 		}
 		return nil
 	})
-}
-
-func metaCondition(cs []metav1.Condition, typ string) *metav1.Condition {
-	for i := range cs {
-		if cs[i].Type == typ {
-			return &cs[i]
-		}
-	}
-	return nil
 }
 
 // migratePlugin runs "kubectl vipcast ARGS > FILE" with bin/kubectl-vipcast.
