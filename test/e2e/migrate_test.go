@@ -32,21 +32,78 @@ const migrateLabIndex = 9
 const migrateServices = 20
 
 // TestMigrationFromMetalLB: MetalLB v0.16.1 (bin/metallb-controller, bin/metallb-speaker,
-// memberlist on) serves 20 Services over layer 2 while the client probes each every 100 ms
-// (a new connection each); then the README's steps under "Moving from MetalLB" run as
-// written (the plugin's migrate, the chart's install with vipcast started as the chart says,
-// MetalLB removed once vipcast's speakers are Ready, the apply). Every Service keeps its
-// EXTERNAL-IP, none is ever seen without one, vipcast allocates each from the migrated pool
-// and announces it, and the failed requests, the client's longest gap and who claimed two
-// of the addresses on the wire, in turn, are printed.
+// memberlist on) serves 20 Services over layer 2 (l2) or BGP to the router, 3-way ECMP (bgp)
+// while the client probes each every 100 ms (a new connection each); then the README's steps
+// under "Moving from MetalLB" run as written (the plugin's migrate, the chart's install with
+// vipcast started as the chart says, MetalLB removed once vipcast's speakers are Ready, the
+// apply). Every Service keeps its EXTERNAL-IP, none is ever seen without one, vipcast
+// allocates each from the migrated pool and announces it, and the failed requests, the
+// client's longest gap and who announced two of the addresses, in turn (L2: claims on the
+// wire; BGP: the router's next hops), are printed.
 func TestMigrationFromMetalLB(t *testing.T) {
+	for _, mode := range []string{"l2", "bgp"} {
+		t.Run(mode, func(t *testing.T) { testMigrationFromMetalLB(t, mode) })
+	}
+}
+
+// metalLBConfig is MetalLB's configuration in the migration test: a pool on the fabric,
+// announced over L2 or to the router over BGP.
+func metalLBConfig(mode string, router netip.Addr) string {
+	if mode == "l2" {
+		return `apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata:
+  name: fabric
+  namespace: metallb-system
+spec:
+  addresses: [192.0.2.200-192.0.2.230]
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata:
+  name: fabric
+  namespace: metallb-system
+spec:
+  ipAddressPools: [fabric]
+`
+	}
+	return fmt.Sprintf(`apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata:
+  name: fabric
+  namespace: metallb-system
+spec:
+  addresses: [203.0.113.200-203.0.113.230]
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata:
+  name: fabric
+  namespace: metallb-system
+spec:
+  ipAddressPools: [fabric]
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata:
+  name: router
+  namespace: metallb-system
+spec:
+  myASN: %d
+  peerASN: %d
+  peerAddress: %s
+  holdTime: 9s
+`, lab.NodeASN, lab.RouterASN, router)
+}
+
+func testMigrationFromMetalLB(t *testing.T, mode string) {
 	root, err := lab.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	l := lab.UpForTest(t, lab.Config{Index: migrateLabIndex, Nodes: 3, BareAPI: true})
 	h := &chartRun{t: t, l: l, root: root, home: t.TempDir()}
-	mlb := startMetalLB(t, h)
+	mlb := startMetalLB(t, h, metalLBConfig(mode, l.Router.IPv4))
 
 	if err := l.Kube.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}); err != nil {
 		t.Fatal(err)
@@ -96,10 +153,15 @@ func TestMigrationFromMetalLB(t *testing.T) {
 	// The probes settle first: 20 of them starting together on two cores time out now and then.
 	time.Sleep(3 * time.Second)
 	start := time.Now()
-	// Who claims two of the addresses on the router's wire, in turn (the router asks every
-	// 50 ms), for the log.
+	// Who announces two of the addresses, in turn, for the log: L2, who claims them on the
+	// router's wire (the router asks every 50 ms); BGP, the router's next hops.
 	var claims []*lab.ClaimWatch
+	var hops []*hopLog
 	for _, name := range []string{"web-0", "web-1"} {
+		if mode == "bgp" {
+			hops = append(hops, logNextHops(t, l, addrs[name]))
+			continue
+		}
 		w, err := lab.StartClaimWatch(l.Router.Netns, "eth0", addrs[name], 50*time.Millisecond)
 		if err != nil {
 			t.Fatal(err)
@@ -175,7 +237,10 @@ func TestMigrationFromMetalLB(t *testing.T) {
 		}
 		t.Logf("%s claimed in turn by: %s", r.Addr, strings.Join(spans, " → "))
 	}
-	t.Logf("migration from MetalLB: %d Services, %d requests failed in all from the first step, longest gap %s (%s)", migrateServices, failed, longest.Round(time.Millisecond), worst)
+	for _, w := range hops {
+		t.Logf("%s: the router's next hops in turn: %s", w.addr, strings.Join(w.stop(l, start), " → "))
+	}
+	t.Logf("migration from MetalLB (%s): %d Services, %d requests failed in all from the first step, longest gap %s (%s)", mode, migrateServices, failed, longest.Round(time.Millisecond), worst)
 	for _, e := range watched.stop() {
 		t.Error(e)
 	}
@@ -260,7 +325,7 @@ type metalLB struct {
 	m *lab.MetalLB
 }
 
-func startMetalLB(t *testing.T, h *chartRun) *metalLB {
+func startMetalLB(t *testing.T, h *chartRun, config string) *metalLB {
 	t.Helper()
 	crds, err := lab.MetalLBCRDs(t.Context())
 	if err != nil {
@@ -271,33 +336,24 @@ func startMetalLB(t *testing.T, h *chartRun) *metalLB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Stop() })
-	// MetalLB's own configuration: a pool on the fabric and an L2Advertisement of it.
-	if err := m.ApplyYAML(t.Context(), `apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata:
-  name: fabric
-  namespace: metallb-system
-spec:
-  addresses: [192.0.2.200-192.0.2.230]
----
-apiVersion: metallb.io/v1beta1
-kind: L2Advertisement
-metadata:
-  name: fabric
-  namespace: metallb-system
-spec:
-  ipAddressPools: [fabric]
-`); err != nil {
+	if err := m.ApplyYAML(t.Context(), config); err != nil {
 		t.Fatal(err)
 	}
 	return &metalLB{h: h, m: m}
 }
 
-// remove stops MetalLB and deletes its namespace.
+// remove stops MetalLB and deletes its namespace, as an uninstall that does not wait does:
+// it returns once the speakers have exited; the controller stops in the background.
 func (m *metalLB) remove() {
-	if err := m.m.Stop(); err != nil {
-		m.h.t.Logf("stopping MetalLB: %v", err)
+	rest, err := m.m.Uninstall()
+	if err != nil {
+		m.h.t.Logf("stopping MetalLB's speakers: %v", err)
 	}
+	m.h.t.Cleanup(func() {
+		if err := rest(); err != nil {
+			m.h.t.Logf("stopping MetalLB: %v", err)
+		}
+	})
 	m.h.run("kubectl", "delete", "namespace", lab.MetalLBNamespace, "--wait=false")
 }
 
@@ -345,4 +401,69 @@ func (a *addressWatch) stop() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.errors
+}
+
+// hopLog records the router's next hops for an address, each set with when it was first
+// and last seen (looked at every 50 ms).
+type hopLog struct {
+	addr netip.Addr
+	mu   sync.Mutex
+	sets []hopSet
+	end  context.CancelFunc
+	done chan struct{}
+}
+
+type hopSet struct {
+	hops        []netip.Addr
+	first, last time.Time
+}
+
+func logNextHops(t *testing.T, l *lab.Lab, addr netip.Addr) *hopLog {
+	ctx, cancel := context.WithCancel(t.Context())
+	w := &hopLog{addr: addr, end: cancel, done: make(chan struct{})}
+	t.Cleanup(func() { cancel(); <-w.done })
+	go func() {
+		defer close(w.done)
+		for ctx.Err() == nil {
+			hops, err := l.Router.NextHops(ctx, netip.PrefixFrom(addr, 32))
+			now := time.Now()
+			if err == nil {
+				w.mu.Lock()
+				if n := len(w.sets); n > 0 && slices.Equal(w.sets[n-1].hops, hops) {
+					w.sets[n-1].last = now
+				} else {
+					w.sets = append(w.sets, hopSet{hops: hops, first: now, last: now})
+				}
+				w.mu.Unlock()
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	return w
+}
+
+// stop ends the watch and describes the sets seen, nodes by name, times from start.
+func (w *hopLog) stop(l *lab.Lab, start time.Time) []string {
+	w.end()
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for _, s := range w.sets {
+		var names []string
+		for _, h := range s.hops {
+			name := h.String()
+			for _, n := range l.Nodes {
+				if n.IPv4 == h {
+					name = n.Name
+				}
+			}
+			names = append(names, name)
+		}
+		if len(names) == 0 {
+			names = []string{"none"}
+		}
+		out = append(out, fmt.Sprintf("%s [%.2fs–%.2fs]", strings.Join(names, "+"), s.first.Sub(start).Seconds(), s.last.Sub(start).Seconds()))
+	}
+	return out
 }

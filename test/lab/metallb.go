@@ -26,6 +26,8 @@ const MetalLBNamespace = "metallb-system"
 type MetalLB struct {
 	l     *Lab
 	procs []*Process
+	// speakers is how many of procs, at the end, are speakers.
+	speakers int
 }
 
 // StartMetalLB installs MetalLB's CRDs from its module (crds: its config/crd/bases) and
@@ -76,6 +78,7 @@ func (l *Lab) StartMetalLB(ctx context.Context, crds string) (*MetalLB, error) {
 			return nil, err
 		}
 		m.procs = append(m.procs, p)
+		m.speakers++
 	}
 	return m, nil
 }
@@ -114,6 +117,29 @@ func (m *MetalLB) Stop() error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// Uninstall stops MetalLB's programs all at once, as deleting its Deployment and DaemonSet
+// does, and returns when the speakers have exited (their pods are gone when an uninstall
+// that does not wait returns and its user goes on). The controller (which takes its time
+// over SIGTERM) stops in the background: rest waits for it.
+func (m *MetalLB) Uninstall() (rest func() error, err error) {
+	errs := make([]error, len(m.procs))
+	var speakers, all sync.WaitGroup
+	for i, p := range m.procs {
+		speaker := i >= len(m.procs)-m.speakers
+		if speaker {
+			speakers.Add(1)
+		}
+		all.Go(func() {
+			errs[i] = p.Stop(10 * time.Second)
+			if speaker {
+				speakers.Done()
+			}
+		})
+	}
+	speakers.Wait()
+	return func() error { all.Wait(); return errors.Join(errs...) }, errors.Join(errs[len(m.procs)-m.speakers:]...)
 }
 
 // MetalLBCRDs is the directory of MetalLB's CRDs in its Go module (a dependency of this
