@@ -5,6 +5,11 @@
 // CPU seconds and peak RSS, then restarts the controller over the same objects and prints its
 // time to ready and the number of objects it wrote. SIGINT or SIGTERM stops the controller
 // and the control plane before it exits.
+//
+// With -lb vipcast,metallb MetalLB v0.16.1's controller (bin/metallb-controller) runs the
+// same backlog on a fresh control plane after vipcast's and the two are printed side by
+// side. MetalLB writes no conditions: its figures are the time to every EXTERNAL-IP, its CPU
+// and peak RSS, and what its restart writes.
 package main
 
 import (
@@ -32,15 +37,32 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
+	"github.com/vipcast/vipcast/test/lab"
 	"github.com/vipcast/vipcast/test/localcp"
 )
 
 func main() {
 	n := flag.Int("services", 10000, "LoadBalancer Services in the backlog")
 	workers := flag.Int("workers", 32, "goroutines creating Services")
+	lbs := flag.String("lb", "vipcast", "whose controller to measure, one after the other on a fresh control plane each: vipcast, metallb (v0.16.1 from bin/)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, *n, *workers)
+	var err error
+	got := map[string]time.Duration{}
+	for _, lb := range strings.Split(*lbs, ",") {
+		if lb != "vipcast" && lb != "metallb" {
+			err = fmt.Errorf("-lb %q: vipcast or metallb", lb)
+			break
+		}
+		if got[lb], err = run(ctx, lb == "metallb", *n, *workers); err != nil {
+			err = fmt.Errorf("%s: %w", lb, err)
+			break
+		}
+	}
+	if v, m := got["vipcast"], got["metallb"]; err == nil && v > 0 && m > 0 {
+		fmt.Printf("side by side: %d Services, every EXTERNAL-IP: vipcast %.2fs, MetalLB %.2fs, MetalLB/vipcast %.1f×\n",
+			*n, v.Seconds(), m.Seconds(), m.Seconds()/v.Seconds())
+	}
 	interrupted := ctx.Err() != nil
 	stop()
 	switch {
@@ -66,73 +88,131 @@ const (
 	waitLimit = 30 * time.Minute
 )
 
-func run(ctx context.Context, n, workers int) error {
+// run measures one controller (vipcast's or MetalLB's) on a fresh control plane and returns
+// the time until every Service had an EXTERNAL-IP.
+func run(ctx context.Context, metallb bool, n, workers int) (time.Duration, error) {
 	dir := root()
 	cp, err := localcp.StartWith(dir, "198.18.0.0/16")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer cp.Stop()
 	cfg := rest.CopyConfig(cp.Config)
 	cfg.QPS, cfg.Burst = 2000, 4000
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if err := applyPool(ctx, dir, cp.Kubeconfig); err != nil {
-		return err
+	who := "vipcast"
+	if metallb {
+		who = "MetalLB v0.16.1"
+		err = setupMetalLB(ctx, cs, dir, cp.Kubeconfig)
+	} else {
+		err = applyPool(ctx, dir, cp.Kubeconfig)
+	}
+	if err != nil {
+		return 0, err
 	}
 	start := time.Now()
 	if err := createServices(ctx, cs, n, workers); err != nil {
-		return err
+		return 0, err
 	}
-	fmt.Printf("services=%d created in %.1fs (backlog before the controller starts)\n", n, time.Since(start).Seconds())
+	fmt.Printf("%s: services=%d created in %.1fs (backlog before the controller starts)\n", who, n, time.Since(start).Seconds())
 
-	if err := firstRun(ctx, cs, dir, cp.Kubeconfig, n); err != nil {
+	took, err := firstRun(ctx, cs, dir, cp.Kubeconfig, n, metallb)
+	if err != nil {
+		return 0, err
+	}
+	return took, restart(ctx, cs, dir, cp.Kubeconfig, metallb)
+}
+
+// setupMetalLB installs MetalLB's CRDs from its module, its namespace, the Pod object its
+// controller reads, and a pool of the same addresses as vipcast's.
+func setupMetalLB(ctx context.Context, cs kubernetes.Interface, dir, kubeconfig string) error {
+	crds, err := lab.MetalLBCRDs(ctx)
+	if err != nil {
 		return err
 	}
-	return restart(ctx, cs, dir, cp.Kubeconfig)
+	if err := kubectl(ctx, dir, kubeconfig, "", "apply", "--server-side", "-f", crds); err != nil {
+		return err
+	}
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: lab.MetalLBNamespace}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: lab.MetalLBNamespace, Name: "controller"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "controller", Image: "quay.io/metallb/placeholder:v0.16.1"}}}}
+	if _, err := cs.CoreV1().Pods(lab.MetalLBNamespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	return kubectl(ctx, dir, kubeconfig, `apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: bench, namespace: metallb-system}
+spec: {addresses: ["198.19.0.0/16"]}
+`, "apply", "-f", "-")
+}
+
+// kubectl runs bin/kubectl, with stdin when it is not empty.
+func kubectl(ctx context.Context, dir, kubeconfig, stdin string, args ...string) error {
+	cmd := exec.CommandContext(ctx, filepath.Join(dir, "bin", "kubectl"), append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	return nil
 }
 
 // firstRun starts the controller over the backlog and times it until every Service is
-// settled, then stops it.
-func firstRun(ctx context.Context, cs kubernetes.Interface, dir, kubeconfig string, n int) error {
-	c, err := startController(dir, kubeconfig, 17472)
+// settled (MetalLB: has its address), then stops it. It returns the time until every
+// Service had an address.
+func firstRun(ctx context.Context, cs kubernetes.Interface, dir, kubeconfig string, n int, metallb bool) (time.Duration, error) {
+	c, err := startController(dir, kubeconfig, 17472, metallb)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer c.stop()
 	t0 := time.Now()
 	if err := waitAllAllocated(ctx, cs, "", n, waitLimit); err != nil {
-		return err
+		return 0, err
 	}
 	elapsed := time.Since(t0)
 	cpu, rss := c.usage()
 	fmt.Printf("allocate: services=%d all-have-external-ip=%.2fs rate=%.0f/s controller-cpu=%.2fs peak-rss=%.1fMB\n",
 		n, elapsed.Seconds(), float64(n)/elapsed.Seconds(), cpu, rss)
+	if metallb {
+		// Its writes after the addresses (pool status) are done before the restart counts.
+		after, quiet := c.waitQuiet(ctx)
+		fmt.Printf("settled: quiet=%v after %.0fs more\n", quiet, after.Seconds())
+		return elapsed, nil
+	}
 	if err := waitAllAllocatedTrue(ctx, cs, n, waitLimit); err != nil {
-		return err
+		return 0, err
 	}
 	allocated := time.Since(t0)
 	if err := waitAllSettled(ctx, cs, n, waitLimit); err != nil {
-		return err
+		return 0, err
 	}
 	cpu, rss = c.usage()
 	fmt.Printf("settled: condition %s True on every Service after %.2fs, %s on every Service too after %.2fs (controller-cpu=%.2fs peak-rss=%.1fMB)\n",
 		v1alpha1.ConditionIPAllocated, allocated.Seconds(), v1alpha1.ConditionAnnounced, time.Since(t0).Seconds(), cpu, rss)
 	time.Sleep(2 * time.Second) // let the last pool status flush land
-	return nil
+	return elapsed, nil
 }
 
 // restart starts the controller again over the unchanged objects and counts what it writes
 // until it has served a new Service and gone quiet.
-func restart(ctx context.Context, cs kubernetes.Interface, dir, kubeconfig string) error {
-	writes, err := countWrites(ctx, cs)
+func restart(ctx context.Context, cs kubernetes.Interface, dir, kubeconfig string, metallb bool) error {
+	pools := "/apis/vipcast.io/v1alpha1/ipaddresspools"
+	if metallb {
+		pools = "/apis/metallb.io/v1beta1/ipaddresspools"
+	}
+	writes, err := countWrites(ctx, cs, pools)
 	if err != nil {
 		return err
 	}
 	t1 := time.Now()
-	c, err := startController(dir, kubeconfig, 17482)
+	c, err := startController(dir, kubeconfig, 17482, metallb)
 	if err != nil {
 		writes.stop()
 		return err
@@ -161,17 +241,11 @@ func restart(ctx context.Context, cs kubernetes.Interface, dir, kubeconfig strin
 }
 
 func applyPool(ctx context.Context, dir, kubeconfig string) error {
-	pool := `apiVersion: vipcast.io/v1alpha1
+	return kubectl(ctx, dir, kubeconfig, `apiVersion: vipcast.io/v1alpha1
 kind: IPAddressPool
 metadata: {name: bench}
 spec: {addresses: ["198.19.0.0/16"]}
-`
-	cmd := exec.CommandContext(ctx, filepath.Join(dir, "bin", "kubectl"), "--kubeconfig", kubeconfig, "apply", "-f", "-")
-	cmd.Stdin = strings.NewReader(pool)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("applying pool: %w: %s", err, out)
-	}
-	return nil
+`, "apply", "-f", "-")
 }
 
 func lbService(name string) *corev1.Service {
@@ -293,7 +367,7 @@ type writeCounter struct {
 }
 
 // countWrites counts modifications of existing Services and pools until stopped.
-func countWrites(ctx context.Context, cs kubernetes.Interface) (*writeCounter, error) {
+func countWrites(ctx context.Context, cs kubernetes.Interface, poolsPath string) (*writeCounter, error) {
 	wc := &writeCounter{}
 	sw, err := cs.CoreV1().Services(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: "0", AllowWatchBookmarks: false})
 	if err != nil {
@@ -307,7 +381,7 @@ func countWrites(ctx context.Context, cs kubernetes.Interface) (*writeCounter, e
 			}
 		}
 	})
-	pools, err := cs.CoreV1().RESTClient().Get().AbsPath("/apis/vipcast.io/v1alpha1/ipaddresspools").Param("watch", "true").Stream(ctx)
+	pools, err := cs.CoreV1().RESTClient().Get().AbsPath(poolsPath).Param("watch", "true").Stream(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -343,13 +417,20 @@ type controller struct {
 	once  sync.Once
 }
 
-func startController(dir, kubeconfig string, port int) (*controller, error) {
+// startController starts vipcast's controller, or MetalLB's (metallb) as its manifests run
+// it (without its webhooks), metrics on port and health probes on port+1.
+func startController(dir, kubeconfig string, port int, metallb bool) (*controller, error) {
 	logf, err := os.CreateTemp("", "vipcast-bench-controller-*.log")
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(filepath.Join(dir, "bin", "vipcast-controller"), "--kubeconfig", kubeconfig, "--leader-elect=false",
 		"--metrics-bind-address=127.0.0.1:"+strconv.Itoa(port), "--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(port+1))
+	if metallb {
+		cmd = exec.Command(filepath.Join(dir, "bin", "metallb-controller"), "--namespace="+lab.MetalLBNamespace, "--pod-name=controller",
+			"--webhook-mode=disabled", "--disable-cert-rotation", "--log-level=info", "--port="+strconv.Itoa(port), "--health-probe-port="+strconv.Itoa(port+1))
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return nil, err
