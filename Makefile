@@ -84,14 +84,14 @@ bench: tools-test lab-deps build ## (root) Benchmarks: allocator and planner, 10
 	$(GO) test -run XXX -bench . -benchmem -benchtime 20000x ./controller/internal/allocator/
 	$(GO) test -run XXX -bench . -benchmem ./internal/planner/
 	$(GO) run ./test/bench -services 1000
-	$(GO) run ./test/bench -services 10000
+	$(GO) run ./test/bench -services 10000 -lb vipcast,metallb
 	$(GO) run ./test/bench -services 50000
 	$(GO) run ./test/bench/l2failover -nodes 3 -trials 20 -busy 2m
-	$(GO) run ./test/bench/l2failover -nodes 5 -trials 20 -busy 0
+	$(GO) run ./test/bench/l2failover -nodes 5 -trials 20 -busy 0 -lb vipcast
 	$(GO) run ./test/bench/l2safety -nodes 3 -rounds 10
 	$(GO) run ./test/bench/l2safety -nodes 5 -rounds 10 -partition-trials 0
-	$(GO) run ./test/bench/bgpfailover -router bird -trials 20 -scale 1000,10000
-	$(GO) run ./test/bench/bgpfailover -router frr -trials 20 -scale ""
+	$(GO) run ./test/bench/bgpfailover -router bird -trials 20 -scale 1000,10000 -lb vipcast,metallb -metallb-scale 1000
+	$(GO) run ./test/bench/bgpfailover -router frr -trials 20 -scale "" -lb vipcast
 	$(GO) run ./test/bench/scale -parts creation -modes l2,bgp -creation-services 10000
 	$(GO) run ./test/bench/scale -parts steady -modes l2,bgp -steady-services 50000 -samples 20 -idle 60s
 	$(GO) run ./test/bench/scale -parts many -speakers 30 -many-services 20000 -sample 50 -compare-cuts 5 -api-window 60s
