@@ -29,12 +29,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
 	"github.com/vipcast/vipcast/test/lab"
@@ -42,6 +44,8 @@ import (
 )
 
 func main() {
+	// The clients' warnings are not figures.
+	ctrllog.SetLogger(logr.Discard())
 	n := flag.Int("services", 10000, "LoadBalancer Services in the backlog")
 	workers := flag.Int("workers", 32, "goroutines creating Services")
 	lbs := flag.String("lb", "vipcast", "whose controller to measure, one after the other on a fresh control plane each: vipcast, metallb (v0.16.1 from bin/)")

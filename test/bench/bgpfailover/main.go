@@ -29,10 +29,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
 	"github.com/vipcast/vipcast/test/bench/internal/benchlab"
@@ -41,6 +43,8 @@ import (
 
 func main() {
 	lab.ServeChild()
+	// The clients' warnings are not figures.
+	ctrllog.SetLogger(logr.Discard())
 	trials := flag.Int("trials", 20, "power cuts per setting (0: only the scale part)")
 	router := flag.String("router", "bird", "router daemon for the fail-over part: bird or frr (the scale part always uses FRR)")
 	scale := flag.String("scale", "1000,10000", "numbers of VIPs to time into the router (empty skips)")

@@ -20,9 +20,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
 	"github.com/vipcast/vipcast/test/bench/internal/benchlab"
@@ -31,6 +33,8 @@ import (
 
 func main() {
 	lab.ServeChild()
+	// The clients' warnings are not figures.
+	ctrllog.SetLogger(logr.Discard())
 	nodes := flag.Int("nodes", 3, "nodes in the lab")
 	trials := flag.Int("trials", 20, "trials per kind of failure")
 	busy := flag.Duration("busy", 2*time.Minute, "length of the run with both cores busy (0 skips it)")

@@ -29,10 +29,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/vipcast/vipcast/api/v1alpha1"
 	"github.com/vipcast/vipcast/test/bench/internal/benchlab"
@@ -68,6 +70,8 @@ const (
 
 func main() {
 	lab.ServeChild()
+	// The clients' warnings are not figures.
+	ctrllog.SetLogger(logr.Discard())
 	nodes := flag.Int("nodes", 3, "nodes in the lab")
 	rounds := flag.Int("rounds", 10, "rolling restarts of every speaker (0 skips them)")
 	trials := flag.Int("partition-trials", 5, "memberlist partitions (0 skips them)")
