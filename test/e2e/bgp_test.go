@@ -145,6 +145,12 @@ func nextHopsAre(t *testing.T, timeout time.Duration, prefix netip.Prefix, nodes
 		want = append(want, map[bool]netip.Addr{true: n.IPv4, false: n.IPv6}[prefix.Addr().Is4()])
 	}
 	slices.SortFunc(want, netip.Addr.Compare)
+	done := false
+	defer func() {
+		if !done { // eventually failed: what the router and the speakers say, for the log
+			logBGPState(t)
+		}
+	}()
 	eventually(t, timeout, fmt.Sprintf("router forwards %s to %v", prefix, nodes), func(ctx context.Context) error {
 		got, err := cluster.Router.NextHops(ctx, prefix)
 		if err == nil && !slices.Equal(got, want) {
@@ -152,6 +158,25 @@ func nextHopsAre(t *testing.T, timeout time.Duration, prefix netip.Prefix, nodes
 		}
 		return err
 	})
+	done = true
+}
+
+// logBGPState logs the router's view of its sessions and each node's SpeakerStatus
+// sessions, for a test that did not get the routes it waited for.
+func logBGPState(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out string
+	var err error
+	if cluster.Router.Kind() == lab.FRR {
+		out, err = cluster.Router.Vtysh(ctx, "show bgp summary")
+	} else {
+		out, err = cluster.Router.Birdc(ctx, "show", "protocols")
+	}
+	t.Logf("the router (%s) on its sessions: %v\n%s", cluster.Router.Kind(), err, out)
+	for _, n := range cluster.Nodes {
+		t.Logf("%s reports sessions %+v", n.Name, speakerStatus(ctx, n.Name).Sessions)
+	}
 }
 
 // kubeProxiesServe waits until the kube-proxy of every node has programmed addr:80; the
