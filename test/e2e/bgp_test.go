@@ -179,13 +179,20 @@ func logBGPState(t *testing.T) {
 	}
 }
 
-// kubeProxiesServe waits until the kube-proxy of every node has programmed addr:80; the
-// router can learn a new address's route before a node's kube-proxy has seen the Service's
-// status, and a probe started in between counts that node's misses.
-func kubeProxiesServe(t *testing.T, addr netip.Addr) {
+// kubeProxiesServe waits until the kube-proxy of every node (or of the nodes named) has
+// programmed addr:80; the router can learn a new address's route before a node's kube-proxy
+// has seen the Service's status, and a probe started in between counts that node's misses.
+func kubeProxiesServe(t *testing.T, addr netip.Addr, names ...string) {
 	t.Helper()
+	nodes := cluster.Nodes
+	if len(names) > 0 {
+		nodes = nil
+		for _, name := range names {
+			nodes = append(nodes, cluster.Node(name))
+		}
+	}
 	eventually(t, 30*time.Second, fmt.Sprintf("every kube-proxy serves %s", addr), func(ctx context.Context) error {
-		for _, n := range cluster.Nodes {
+		for _, n := range nodes {
 			if ok, err := n.KubeProxyServes(ctx, addr, 80); err != nil || !ok {
 				return fmt.Errorf("%s: not yet (%w)", n.Name, err)
 			}
@@ -239,6 +246,7 @@ func testBGP(t *testing.T, kind lab.RouterKind, opts lab.RouterOptions, full boo
 				t.Errorf("%s path via %s has communities %v", ip, p.NextHop, p.Communities)
 			}
 		}
+		kubeProxiesServe(t, ip)
 		got, err := replies(t.Context(), cluster.ClientNetns, ip, 80, 30)
 		if err != nil {
 			t.Fatalf("client to %s: %v", ip, err)
@@ -390,6 +398,7 @@ func TestBGPLocalPrefOverIBGP(t *testing.T) {
 					}
 				}
 			}
+			kubeProxiesServe(t, ips[0], "node-1", "node-2")
 			if _, err := replies(t.Context(), cluster.ClientNetns, ips[0], 80, 10); err != nil {
 				t.Fatal(err)
 			}
