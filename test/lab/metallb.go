@@ -24,10 +24,9 @@ const MetalLBNamespace = "metallb-system"
 // controller in the control plane's namespace, a speaker on every node with memberlist
 // (its fast dead-node detection) on, each as an administrator.
 type MetalLB struct {
-	l     *Lab
-	procs []*Process
-	// speakers is how many of procs, at the end, are speakers.
-	speakers int
+	l          *Lab
+	controller *Process
+	speakers   []*Process
 }
 
 // StartMetalLB installs MetalLB's CRDs from its module (crds: its config/crd/bases) and
@@ -62,7 +61,7 @@ func (l *Lab) StartMetalLB(ctx context.Context, crds string) (*MetalLB, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.procs = append(m.procs, p)
+	m.controller = p
 	for _, n := range l.Nodes {
 		ip := n.IPv4.String()
 		if err := m.pod(ctx, "speaker-"+n.Name, n.Name, labels, ip); err != nil {
@@ -77,8 +76,7 @@ func (l *Lab) StartMetalLB(ctx context.Context, crds string) (*MetalLB, error) {
 		if err != nil {
 			return nil, err
 		}
-		m.procs = append(m.procs, p)
-		m.speakers++
+		m.speakers = append(m.speakers, p)
 	}
 	return m, nil
 }
@@ -108,38 +106,29 @@ func (m *MetalLB) ApplyYAML(ctx context.Context, doc string) error {
 }
 
 // Stop stops MetalLB's programs all at once, as deleting its Deployment and DaemonSet does
-// (SIGTERM, then SIGKILL after 10 s).
+// (SIGTERM, then SIGKILL after 10 s), and waits for all of them.
 func (m *MetalLB) Stop() error {
-	errs := make([]error, len(m.procs))
-	var wg sync.WaitGroup
-	for i, p := range m.procs {
-		wg.Go(func() { errs[i] = p.Stop(10 * time.Second) })
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	rest, _ := m.Uninstall()
+	return rest()
 }
 
-// Uninstall stops MetalLB's programs all at once, as deleting its Deployment and DaemonSet
-// does, and returns when the speakers have exited (their pods are gone when an uninstall
-// that does not wait returns and its user goes on). The controller (which takes its time
-// over SIGTERM) stops in the background: rest waits for it.
+// Uninstall stops MetalLB's programs all at once, as Stop does, and returns when the
+// speakers have exited (their pods are gone when an uninstall that does not wait returns and
+// its user goes on), with their errors. The controller (which takes its time over SIGTERM)
+// stops in the background: rest waits for it and returns every program's error.
 func (m *MetalLB) Uninstall() (rest func() error, err error) {
-	errs := make([]error, len(m.procs))
-	var speakers, all sync.WaitGroup
-	for i, p := range m.procs {
-		speaker := i >= len(m.procs)-m.speakers
-		if speaker {
-			speakers.Add(1)
-		}
-		all.Go(func() {
-			errs[i] = p.Stop(10 * time.Second)
-			if speaker {
-				speakers.Done()
-			}
-		})
+	errs := make([]error, len(m.speakers)+1)
+	var speakers sync.WaitGroup
+	for i, p := range m.speakers {
+		speakers.Go(func() { errs[i] = p.Stop(10 * time.Second) })
 	}
+	controller := make(chan struct{})
+	go func() {
+		defer close(controller)
+		errs[len(m.speakers)] = m.controller.Stop(10 * time.Second)
+	}()
 	speakers.Wait()
-	return func() error { all.Wait(); return errors.Join(errs...) }, errors.Join(errs[len(m.procs)-m.speakers:]...)
+	return func() error { <-controller; return errors.Join(errs...) }, errors.Join(errs[:len(m.speakers)]...)
 }
 
 // MetalLBCRDs is the directory of MetalLB's CRDs in its Go module (a dependency of this
